@@ -1,0 +1,3 @@
+"""Command-line interface (placeholder until explain lands)."""
+def main() -> int:
+    return 0

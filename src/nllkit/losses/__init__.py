@@ -1,0 +1,21 @@
+"""The NLL-family losses, with PyTorch's semantics, on any array namespace."""
+
+from nllkit.losses._binary import binary_cross_entropy, binary_cross_entropy_with_logits
+from nllkit.losses._classification import cross_entropy, nll_loss
+from nllkit.losses._gaussian import gaussian_nll_loss
+from nllkit.losses._kl import kl_div
+from nllkit.losses._poisson import poisson_nll_loss
+from nllkit.losses._softmax import log_softmax, logsumexp, softmax
+
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "cross_entropy",
+    "gaussian_nll_loss",
+    "kl_div",
+    "log_softmax",
+    "logsumexp",
+    "nll_loss",
+    "poisson_nll_loss",
+    "softmax",
+]
