@@ -8,7 +8,6 @@ it) restricts the run; backends that are not installed are skipped.
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,10 +76,19 @@ class Backend:
         return np.asarray(a)
 
     def call(self, fn: Callable[..., Any], *arrays: Any, **settings: Any) -> Any:
-        """``fn(*arrays, **settings)``, jitted on JAX with settings static."""
-        if self.name == "jax":
-            return jax.jit(functools.partial(fn, **settings))(*arrays)
-        return fn(*arrays, **settings)
+        """``fn(*arrays, **settings)``, jitted on JAX with everything that is
+        not an array (settings, ``None``, strings) static."""
+        if self.name != "jax":
+            return fn(*arrays, **settings)
+        traced = [i for i, a in enumerate(arrays) if apc.is_array_api_obj(a)]
+
+        def with_static(*values: Any) -> Any:
+            args = list(arrays)
+            for i, v in zip(traced, values, strict=True):
+                args[i] = v
+            return fn(*args, **settings)
+
+        return jax.jit(with_static)(*(arrays[i] for i in traced))
 
     def assert_namespace(self, a: Any) -> None:
         """``a`` belongs to this backend (not, say, plain NumPy by accident)."""

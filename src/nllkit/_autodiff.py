@@ -54,7 +54,7 @@ def _typed(pullback: Pullback, arrays: tuple[Any, ...]) -> Callable[[Array], lis
     """Give each gradient the dtype of its argument; none for non-float ones."""
 
     def typed(cotangent: Array) -> list[Array | None]:
-        grads = []
+        grads: list[Array | None] = []
         for a, g in zip(arrays, pullback(cotangent), strict=True):
             if g is None or not _is_float_array(a):
                 grads.append(None)
@@ -143,7 +143,9 @@ class _Tape:
 _TAPE: ContextVar[_Tape | None] = ContextVar("nllkit_tape", default=None)
 
 
-def vjp(fn: Callable[..., Array], *args: Any, **kwargs: Any) -> tuple[Array, Callable[[Any], tuple[Array | None, ...]]]:
+def vjp(
+    fn: Callable[..., Array], *args: Any, **kwargs: Any
+) -> tuple[Array, Callable[[Any], tuple[Array | None, ...]]]:
     r"""Evaluate ``fn(*args, **kwargs)`` and return its value with its pullback.
 
     ``pullback(cotangent)`` returns one entry per positional argument: the
@@ -277,8 +279,7 @@ def value_and_grad(
         for i in indices:
             if not -len(args) <= i < len(args):
                 raise ValueError(
-                    f"value_and_grad: argnums {i} is out of range for "
-                    f"{len(args)} positional arguments"
+                    f"value_and_grad: argnums {i} is out of range for {len(args)} positional arguments"
                 )
         out, pullback = vjp(fn, *args, **kwargs)
         if out.ndim != 0:

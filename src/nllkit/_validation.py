@@ -9,6 +9,8 @@ Checks that read values (``check_*_values``) run only on eager arrays: under
 from __future__ import annotations
 
 import math
+import numbers
+import operator
 from types import ModuleType
 from typing import Any
 
@@ -25,36 +27,37 @@ def check_reduction(fn: str, reduction: Any, allowed: tuple[str, ...] = REDUCTIO
 
 def check_floating(fn: str, name: str, x: Array, xp: ModuleType) -> None:
     if not is_floating(x.dtype, xp):
-        raise TypeError(
-            f"{fn}: {name} must have a real floating dtype; got {dtype_name(x.dtype)}"
-        )
+        raise TypeError(f"{fn}: {name} must have a real floating dtype; got {dtype_name(x.dtype)}")
 
 
 def check_real(fn: str, name: str, x: Array, xp: ModuleType) -> None:
     """Real floating or integer (promoted to floating, as PyTorch does)."""
     if not (is_floating(x.dtype, xp) or is_integer(x.dtype, xp)):
-        raise TypeError(
-            f"{fn}: {name} must have a real floating or integer dtype; "
-            f"got {dtype_name(x.dtype)}"
-        )
+        raise TypeError(f"{fn}: {name} must have a real floating or integer dtype; got {dtype_name(x.dtype)}")
 
 
 def check_integer(fn: str, name: str, x: Array, xp: ModuleType, hint: str = "") -> None:
     if not is_integer(x.dtype, xp):
-        raise TypeError(
-            f"{fn}: {name} must have an integer dtype; got {dtype_name(x.dtype)}{hint}"
-        )
+        raise TypeError(f"{fn}: {name} must have an integer dtype; got {dtype_name(x.dtype)}{hint}")
+
+
+def check_int(fn: str, name: str, value: Any) -> int:
+    """A Python or NumPy integer (not a bool) as an int."""
+    if not isinstance(value, bool):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"{fn}: {name} must be an int; got {type(value).__name__}")
 
 
 def check_dim(fn: str, dim: Any, ndim: int) -> int:
     """Normalise ``dim`` to ``[0, ndim)`` (a 0-d array accepts 0 and -1)."""
-    if isinstance(dim, bool) or not isinstance(dim, int):
-        raise TypeError(f"{fn}: dim must be an int; got {type(dim).__name__}")
+    dim = check_int(fn, "dim", dim)
     size = max(ndim, 1)
     if not -size <= dim < size:
         raise IndexError(
-            f"{fn}: dim must be in [{-size}, {size}) for an input with {ndim} "
-            f"dimensions; got {dim}"
+            f"{fn}: dim must be in [{-size}, {size}) for an input with {ndim} dimensions; got {dim}"
         )
     return dim % size
 
@@ -63,13 +66,11 @@ def check_broadcast_into(
     fn: str, name: str, shape: tuple[int, ...], into: tuple[int, ...], into_name: str
 ) -> None:
     """``shape`` must broadcast to ``into`` without enlarging it."""
-    ok = len(shape) <= len(into) and all(
-        s in (1, t) for s, t in zip(reversed(shape), reversed(into))
-    )
+    tail = into[len(into) - len(shape) :]
+    ok = len(shape) <= len(into) and all(s in (1, t) for s, t in zip(shape, tail, strict=True))
     if not ok:
         raise ValueError(
-            f"{fn}: {name} must broadcast to the {into_name} shape {into}; "
-            f"got shape {tuple(shape)}"
+            f"{fn}: {name} must broadcast to the {into_name} shape {into}; got shape {tuple(shape)}"
         )
 
 
@@ -126,15 +127,14 @@ def check_values(
     count = int(xp.count_nonzero(bad))
     where = f" at position {position}" if position else ""
     more = f" ({count} such entries)" if count > 1 else ""
-    raise exc(
-        f"{fn}: {name} must be {expected}; got {value_at(x, position)}{where}{more}"
-    )
+    raise exc(f"{fn}: {name} must be {expected}; got {value_at(x, position)}{where}{more}")
 
 
 def check_scalar(fn: str, name: str, value: Any, lo: float, hi: float) -> float:
     """A Python number in ``[lo, hi]``; NaN and other types are rejected."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a real number; got {type(value).__name__}")
+    value = float(value)
     if not lo <= value <= hi or math.isnan(value):
         raise ValueError(f"{fn}: {name} must be between {lo} and {hi}; got {value}")
-    return float(value)
+    return value

@@ -126,9 +126,7 @@ def reduce_elementwise(loss: Array, reduction: str, xp: ModuleType) -> Array:
     return total / n if n else total * math.nan
 
 
-def grad_of_reduction(
-    cotangent: Array, reduction: str, shape: tuple[int, ...], xp: ModuleType
-) -> Array:
+def grad_of_reduction(cotangent: Array, reduction: str, shape: tuple[int, ...], xp: ModuleType) -> Array:
     """The cotangent of the unreduced loss, given that of the reduced one."""
     if reduction == "none":
         return cotangent

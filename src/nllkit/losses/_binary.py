@@ -44,8 +44,7 @@ def _prepare(
     check_floating(fn, "target", target, xp)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(
-            f"{fn}: target must have the input's shape {tuple(input.shape)}; "
-            f"got {tuple(target.shape)}"
+            f"{fn}: target must have the input's shape {tuple(input.shape)}; got {tuple(target.shape)}"
         )
     arrays: dict[str, Array | None] = {}
     for name, value in optional.items():
@@ -57,7 +56,9 @@ def _prepare(
     return input, target, arrays, xp
 
 
-def _bce_forward(input: Array, target: Array, weight: Array | None, *, reduction: str) -> tuple[Array, Pullback]:
+def _bce_forward(
+    input: Array, target: Array, weight: Array | None, *, reduction: str
+) -> tuple[Array, Pullback]:
     xp = namespace(input)
     out_dtype = xp.result_type(input, target)
     dtype = work_dtype(out_dtype, xp)
@@ -136,7 +137,9 @@ def binary_cross_entropy(
     check_reduction(fn, reduction)
     input, target, optional, xp = _prepare(fn, input, target, {"weight": weight})
     for name, values in (("input", input), ("target", target)):
-        check_values(fn, f"all elements of {name}", values, ~((values >= 0) & (values <= 1)), "between 0 and 1", xp)
+        check_values(
+            fn, f"all elements of {name}", values, ~((values >= 0) & (values <= 1)), "between 0 and 1", xp
+        )
     return apply(_bce_forward, (input, target, optional["weight"]), reduction=reduction)
 
 

@@ -17,6 +17,7 @@ import array_api_compat as apc
 from nllkit._autodiff import Pullback, apply
 from nllkit._validation import (
     check_floating,
+    check_int,
     check_reduction,
     check_scalar,
     check_values,
@@ -70,14 +71,18 @@ def _index_target(
     return _IndexTarget(t, ignored, mask, w_y, xp.sum(w_y))
 
 
-def _reduce_rows(loss: Array, reduction: str, denominator: Array, out_shape: tuple[int, ...], xp: ModuleType) -> Array:
+def _reduce_rows(
+    loss: Array, reduction: str, denominator: Array, out_shape: tuple[int, ...], xp: ModuleType
+) -> Array:
     if reduction == "none":
         return xp.reshape(loss, out_shape)
     total = xp.sum(loss)
     return total if reduction == "sum" else total / denominator
 
 
-def _row_cotangent(cotangent: Array, reduction: str, divisor: Any, rows: tuple[int, ...], xp: ModuleType) -> Array:
+def _row_cotangent(
+    cotangent: Array, reduction: str, divisor: Any, rows: tuple[int, ...], xp: ModuleType
+) -> Array:
     """Cotangent of each row's loss, shape ``rows``."""
     if reduction == "none":
         return xp.reshape(cotangent, rows)
@@ -111,10 +116,13 @@ def _nll_forward(
 def _check_class_input(fn: str, input: Array, xp: ModuleType) -> None:
     check_floating(fn, "input", input, xp)
     if input.ndim == 0:
-        raise ValueError(f"{fn}: input must have 1 or more dimensions (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array")
+        raise ValueError(
+            f"{fn}: input must have 1 or more dimensions (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array"
+        )
 
 
-def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any, xp: ModuleType) -> None:
+def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any, xp: ModuleType) -> int:
+    """Check class-index targets; return `ignore_index` as an int."""
     if not is_integer(target.dtype, xp):
         raise TypeError(
             f"{fn}: target must have an integer dtype (class indices); got {dtype_name(target.dtype)}"
@@ -132,8 +140,7 @@ def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any,
                 f"{fn}: target must have shape {expected} for input of shape "
                 f"{tuple(input.shape)}; got {tuple(target.shape)}"
             )
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"{fn}: ignore_index must be an int; got {type(ignore_index).__name__}")
+    ignore_index = check_int(fn, "ignore_index", ignore_index)
     num_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
     t = xp.astype(target, index_dtype(xp))
     bad = (t != ignore_index) & ((t < 0) | (t >= num_classes))
@@ -146,6 +153,7 @@ def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any,
         xp,
         exc=IndexError,
     )
+    return ignore_index
 
 
 def _check_class_weight(fn: str, input: Array, weight: Array | None, xp: ModuleType) -> None:
@@ -155,8 +163,7 @@ def _check_class_weight(fn: str, input: Array, weight: Array | None, xp: ModuleT
     num_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
     if tuple(weight.shape) != (num_classes,):
         raise ValueError(
-            f"{fn}: weight must have shape ({num_classes},), one entry per class; "
-            f"got {tuple(weight.shape)}"
+            f"{fn}: weight must have shape ({num_classes},), one entry per class; got {tuple(weight.shape)}"
         )
 
 
@@ -242,7 +249,7 @@ def nll_loss(
     check_reduction(fn, reduction)
     _check_class_input(fn, input, xp)
     _check_class_weight(fn, input, weight, xp)
-    _check_index_target(fn, input, target, ignore_index, xp)
+    ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
     return apply(_nll_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction)
 
 
@@ -266,7 +273,11 @@ def _cross_entropy_index_forward(
     loss = xp.where(it.ignored, zero, -it.weight * _pick(logp, it.mask, xp))
     w = None
     if eps > 0:
-        w = None if weight is None else xp.reshape(to_dtype(weight, x.dtype, xp), (1, num_classes) + (1,) * (x.ndim - 2))
+        w = (
+            None
+            if weight is None
+            else xp.reshape(to_dtype(weight, x.dtype, xp), (1, num_classes) + (1,) * (x.ndim - 2))
+        )
         smooth = -xp.sum(logp if w is None else w * logp, axis=1)
         loss = (1 - eps) * loss + (eps / num_classes) * xp.where(it.ignored, zero, smooth)
     out = _reduce_rows(loss, reduction, it.denominator, tuple(target.shape) if input.ndim > 1 else (), xp)
@@ -308,10 +319,14 @@ def _cross_entropy_prob_forward(
     logp = shifted - lse
     loss = -xp.sum(wq * logp, axis=1)
     rows = numel(loss.shape)
-    out = _reduce_rows(loss, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp)
+    out = _reduce_rows(
+        loss, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp
+    )
 
     def pullback(cotangent: Array) -> tuple[Array, Array, Array | None]:
-        g = xp.expand_dims(_row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loss.shape, xp), axis=1)
+        g = xp.expand_dims(
+            _row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loss.shape, xp), axis=1
+        )
         grad_x = g * (xp.sum(wq, axis=1, keepdims=True) * xp.exp(logp) - wq)
         grad_t = -g * (1 - eps) * (logp if w is None else w * logp)
         grad_w = None
@@ -426,9 +441,7 @@ def cross_entropy(
                 f"(class indices); got {dtype_name(target.dtype)}. A floating target holds "
                 f"class probabilities and must have the input's shape {tuple(input.shape)}"
             )
-        if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-            raise TypeError(f"{fn}: ignore_index must be an int; got {type(ignore_index).__name__}")
-        if ignore_index >= 0:
+        if check_int(fn, "ignore_index", ignore_index) >= 0:
             raise ValueError(
                 f"{fn}: ignore_index must be negative (unused) with class-probability "
                 f"targets; got {ignore_index}"
@@ -439,7 +452,7 @@ def cross_entropy(
             reduction=reduction,
             label_smoothing=label_smoothing,
         )
-    _check_index_target(fn, input, target, ignore_index, xp)
+    ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
     return apply(
         _cross_entropy_index_forward,
         (input, target, weight),

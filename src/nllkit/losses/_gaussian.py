@@ -34,7 +34,14 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def _gaussian_forward(
-    input: Array, target: Array, var: Array, *, full: bool, eps: float, reduction: str, var_shape: tuple[int, ...]
+    input: Array,
+    target: Array,
+    var: Array,
+    *,
+    full: bool,
+    eps: float,
+    reduction: str,
+    var_shape: tuple[int, ...],
 ) -> tuple[Array, Pullback]:
     xp = namespace(input, target, var)
     out_dtype = float_result_type(input, target, var, xp=xp)
@@ -76,7 +83,7 @@ def _var_shape(fn: str, input_shape: tuple[int, ...], var_shape: tuple[int, ...]
     if var_shape == input_shape[:-1] and input_shape:
         return var_shape + (1,)
     if len(var_shape) == len(input_shape) and all(
-        v == n or v == 1 for v, n in zip(var_shape, input_shape)
+        v == n or v == 1 for v, n in zip(var_shape, input_shape, strict=True)
     ):
         return var_shape
     raise ValueError(

@@ -9,7 +9,6 @@ from nllkit._xp import (
     as_array,
     grad_of_reduction,
     namespace,
-    numel,
     reduce_elementwise,
     sum_to_shape,
     to_dtype,

@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import array_api_compat as apc
+
 from nllkit._autodiff import Pullback, apply
 from nllkit._validation import check_dim, check_floating
 from nllkit._xp import Array, as_array, namespace, numel, to_dtype, work_dtype
@@ -24,11 +26,11 @@ def shifted_and_lse(x: Array, axis: int, xp: ModuleType) -> tuple[Array, Array]:
     return shifted, xp.log(xp.sum(xp.exp(shifted), axis=axis, keepdims=True))
 
 
-def _prepare(fn: str, input: Any, dim: int) -> tuple[Array, int, ModuleType]:
+def _prepare(fn: str, input: Any) -> Array:
     xp = namespace(input)
     input = as_array(input, xp, like=input)
     check_floating(fn, "input", input, xp)
-    return input, check_dim(fn, dim, input.ndim), xp
+    return input
 
 
 def _at_least_1d(x: Array, xp: ModuleType) -> Array:
@@ -91,8 +93,8 @@ def log_softmax(input: Array, dim: int) -> Array:
     >>> print(nllkit.log_softmax(np.array([1.0, 2.0, 3.0]), dim=0))
     [-2.40760596 -1.40760596 -0.40760596]
     """
-    input, dim, _ = _prepare("log_softmax", input, dim)
-    return apply(_log_softmax_forward, (input,), dim=dim)
+    input = _prepare("log_softmax", input)
+    return apply(_log_softmax_forward, (input,), dim=check_dim("log_softmax", dim, input.ndim))
 
 
 def _softmax_forward(input: Array, *, dim: int) -> tuple[Array, Pullback]:
@@ -149,8 +151,8 @@ def softmax(input: Array, dim: int) -> Array:
     [[0.09003057 0.24472847 0.66524096]
      [0.33333333 0.33333333 0.33333333]]
     """
-    input, dim, _ = _prepare("softmax", input, dim)
-    return apply(_softmax_forward, (input,), dim=dim)
+    input = _prepare("softmax", input)
+    return apply(_softmax_forward, (input,), dim=check_dim("softmax", dim, input.ndim))
 
 
 def _logsumexp_forward(input: Array, *, dim: tuple[int, ...], keepdim: bool) -> tuple[Array, Pullback]:
@@ -162,7 +164,8 @@ def _logsumexp_forward(input: Array, *, dim: tuple[int, ...], keepdim: bool) -> 
         # lse(-inf, -inf) = -inf, as in torch.logsumexp.
         m = xp.where(xp.isinf(m), xp.zeros_like(m), m)
     else:
-        m = xp.zeros([1 if d in dim else n for d, n in enumerate(x.shape)], dtype=x.dtype)
+        kept = tuple(1 if d in dim else n for d, n in enumerate(x.shape))
+        m = xp.zeros(kept, dtype=x.dtype, device=apc.device(x))
     out = xp.log(xp.sum(xp.exp(x - m), axis=dim, keepdims=True)) + m
 
     def pullback(cotangent: Array) -> tuple[Array]:
@@ -170,9 +173,13 @@ def _logsumexp_forward(input: Array, *, dim: tuple[int, ...], keepdim: bool) -> 
         grad = g * xp.exp(x - out)
         return (xp.reshape(grad, input.shape),)
 
-    shape = out.shape if keepdim and input.ndim else tuple(
-        n for d, n in enumerate(x.shape) if d not in dim and input.ndim
-    )
+    shape: tuple[int, ...]
+    if not input.ndim:
+        shape = ()
+    elif keepdim:
+        shape = tuple(out.shape)
+    else:
+        shape = tuple(n for d, n in enumerate(x.shape) if d not in dim)
     return to_dtype(xp.reshape(out, shape), input.dtype, xp), pullback
 
 
@@ -213,7 +220,7 @@ def logsumexp(input: Array, dim: int | tuple[int, ...], keepdim: bool = False) -
     """
     fn = "logsumexp"
     dims = (dim,) if not isinstance(dim, (tuple, list)) else tuple(dim)
-    input, _, xp = _prepare(fn, input, 0)
+    input = _prepare(fn, input)
     normalised = tuple(sorted({check_dim(fn, d, input.ndim) for d in dims}))
     if len(normalised) != len(dims):
         raise ValueError(f"{fn}: dim must not repeat an axis; got {dim}")
