@@ -113,12 +113,29 @@ def _nll_forward(
     return to_dtype(out, input.dtype, xp), pullback
 
 
-def _check_class_input(fn: str, input: Array, xp: ModuleType) -> None:
+def _prepare(
+    fn: str, input: Any, target: Any, weight: Any, reduction: str
+) -> tuple[Array, Array, Array | None, ModuleType]:
+    """Convert the arguments of nll_loss / cross_entropy and check what both share."""
+    xp = namespace(input, target, weight)
+    input = as_array(input, xp, like=input)
+    target = as_array(target, xp, like=input)
+    weight = None if weight is None else as_array(weight, xp, like=input)
+    check_reduction(fn, reduction)
     check_floating(fn, "input", input, xp)
     if input.ndim == 0:
         raise ValueError(
             f"{fn}: input must have 1 or more dimensions (C,), (N, C) or (N, C, d1, ..., dK); got a 0-d array"
         )
+    if weight is not None:
+        check_floating(fn, "weight", weight, xp)
+        num_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
+        if tuple(weight.shape) != (num_classes,):
+            raise ValueError(
+                f"{fn}: weight must have shape ({num_classes},), one entry per class; "
+                f"got {tuple(weight.shape)}"
+            )
+    return input, target, weight, xp
 
 
 def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any, xp: ModuleType) -> int:
@@ -154,17 +171,6 @@ def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any,
         exc=IndexError,
     )
     return ignore_index
-
-
-def _check_class_weight(fn: str, input: Array, weight: Array | None, xp: ModuleType) -> None:
-    if weight is None:
-        return
-    check_floating(fn, "weight", weight, xp)
-    num_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
-    if tuple(weight.shape) != (num_classes,):
-        raise ValueError(
-            f"{fn}: weight must have shape ({num_classes},), one entry per class; got {tuple(weight.shape)}"
-        )
 
 
 def nll_loss(
@@ -242,13 +248,7 @@ def nll_loss(
     1.4124741554260254
     """
     fn = "nll_loss"
-    xp = namespace(input, target, weight)
-    input = as_array(input, xp, like=input)
-    target = as_array(target, xp, like=input)
-    weight = None if weight is None else as_array(weight, xp, like=input)
-    check_reduction(fn, reduction)
-    _check_class_input(fn, input, xp)
-    _check_class_weight(fn, input, weight, xp)
+    input, target, weight, xp = _prepare(fn, input, target, weight, reduction)
     ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
     return apply(_nll_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction)
 
@@ -426,14 +426,8 @@ def cross_entropy(
     [2.918309  1.9290671 1.1006324]
     """
     fn = "cross_entropy"
-    xp = namespace(input, target, weight)
-    input = as_array(input, xp, like=input)
-    target = as_array(target, xp, like=input)
-    weight = None if weight is None else as_array(weight, xp, like=input)
-    check_reduction(fn, reduction)
     label_smoothing = check_scalar(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
-    _check_class_input(fn, input, xp)
-    _check_class_weight(fn, input, weight, xp)
+    input, target, weight, xp = _prepare(fn, input, target, weight, reduction)
     if is_floating(target.dtype, xp):
         if tuple(target.shape) != tuple(input.shape):
             raise TypeError(

@@ -6,6 +6,7 @@ are finite for any finite input, as in PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -37,21 +38,34 @@ def _at_least_1d(x: Array, xp: ModuleType) -> Array:
     return x if x.ndim else xp.reshape(x, (1,))
 
 
-def _log_softmax_forward(input: Array, *, dim: int) -> tuple[Array, Pullback]:
+def _normalised_forward(
+    input: Array, value: Callable[[Array], Array], grad: Callable[[Array, Array], Array]
+) -> tuple[Array, Pullback]:
+    """The scaffolding shared by softmax and log_softmax: compute in the
+    working dtype on an at-least-1-d view, ``value(x)`` forward and
+    ``grad(out, cotangent)`` backward."""
     xp = namespace(input)
     x = _at_least_1d(to_dtype(input, work_dtype(input.dtype, xp), xp), xp)
-    if numel(x.shape) == 0:
-        out = x
-    else:
-        shifted, lse = shifted_and_lse(x, dim, xp)
-        out = shifted - lse
+    out = x if numel(x.shape) == 0 else value(x)
 
     def pullback(cotangent: Array) -> tuple[Array]:
         g = _at_least_1d(to_dtype(cotangent, out.dtype, xp), xp)
-        grad = g - xp.exp(out) * xp.sum(g, axis=dim, keepdims=True)
-        return (xp.reshape(grad, input.shape),)
+        return (xp.reshape(grad(out, g), input.shape),)
 
     return to_dtype(xp.reshape(out, input.shape), input.dtype, xp), pullback
+
+
+def _log_softmax_forward(input: Array, *, dim: int) -> tuple[Array, Pullback]:
+    xp = namespace(input)
+
+    def value(x: Array) -> Array:
+        shifted, lse = shifted_and_lse(x, dim, xp)
+        return shifted - lse
+
+    def grad(y: Array, g: Array) -> Array:
+        return g - xp.exp(y) * xp.sum(g, axis=dim, keepdims=True)
+
+    return _normalised_forward(input, value, grad)
 
 
 def log_softmax(input: Array, dim: int) -> Array:
@@ -99,19 +113,15 @@ def log_softmax(input: Array, dim: int) -> Array:
 
 def _softmax_forward(input: Array, *, dim: int) -> tuple[Array, Pullback]:
     xp = namespace(input)
-    x = _at_least_1d(to_dtype(input, work_dtype(input.dtype, xp), xp), xp)
-    if numel(x.shape) == 0:
-        out = x
-    else:
+
+    def value(x: Array) -> Array:
         e = xp.exp(x - xp.max(x, axis=dim, keepdims=True))
-        out = e / xp.sum(e, axis=dim, keepdims=True)
+        return e / xp.sum(e, axis=dim, keepdims=True)
 
-    def pullback(cotangent: Array) -> tuple[Array]:
-        g = _at_least_1d(to_dtype(cotangent, out.dtype, xp), xp)
-        grad = out * (g - xp.sum(g * out, axis=dim, keepdims=True))
-        return (xp.reshape(grad, input.shape),)
+    def grad(y: Array, g: Array) -> Array:
+        return y * (g - xp.sum(g * y, axis=dim, keepdims=True))
 
-    return to_dtype(xp.reshape(out, input.shape), input.dtype, xp), pullback
+    return _normalised_forward(input, value, grad)
 
 
 def softmax(input: Array, dim: int) -> Array:
