@@ -71,10 +71,14 @@ def _classification_cases() -> dict[str, Case]:
     cases: dict[str, Case] = {}
     for red in ("none", "mean", "sum"):
         cases[f"ce_{red}"] = lambda dt, red=red: (
-            nllkit.cross_entropy, [(X, dt), (T, "int64")], {"reduction": red}
+            nllkit.cross_entropy,
+            [(X, dt), (T, "int64")],
+            {"reduction": red},
         )
         cases[f"ce_w_{red}"] = lambda dt, red=red: (
-            nllkit.cross_entropy, [(X, dt), (T, "int64"), (W, dt)], {"reduction": red}
+            nllkit.cross_entropy,
+            [(X, dt), (T, "int64"), (W, dt)],
+            {"reduction": red},
         )
         cases[f"ce_w_ls0.2_{red}"] = lambda dt, red=red: (
             nllkit.cross_entropy,
@@ -88,7 +92,9 @@ def _classification_cases() -> dict[str, Case]:
         )
         # The script feeds the raw logits to nll_loss (it does not validate them).
         cases[f"nll_w_{red}"] = lambda dt, red=red: (
-            nllkit.nll_loss, [(X, dt), (T, "int64"), (W, dt)], {"reduction": red}
+            nllkit.nll_loss,
+            [(X, dt), (T, "int64"), (W, dt)],
+            {"reduction": red},
         )
     return cases
 
@@ -96,7 +102,9 @@ def _classification_cases() -> dict[str, Case]:
 def _elementwise_cases() -> dict[str, Case]:
     return {
         "bce_none": lambda dt: (
-            nllkit.binary_cross_entropy, [(BCE_X, dt), (BCE_Y, dt)], {"reduction": "none"}
+            nllkit.binary_cross_entropy,
+            [(BCE_X, dt), (BCE_Y, dt)],
+            {"reduction": "none"},
         ),
         "bce_mean": lambda dt: (nllkit.binary_cross_entropy, [(BCE_X, dt), (BCE_Y, dt)], {}),
         "bcel_pw_none": lambda dt: (
@@ -125,7 +133,9 @@ def _elementwise_cases() -> dict[str, Case]:
             {"full": True, "reduction": "none"},
         ),
         "kl_batchmean": lambda dt: (
-            nllkit.kl_div, [(_kl_input(dt), dt), (KL_T, dt)], {"reduction": "batchmean"}
+            nllkit.kl_div,
+            [(_kl_input(dt), dt), (KL_T, dt)],
+            {"reduction": "batchmean"},
         ),
         "kl_none": lambda dt: (nllkit.kl_div, [(_kl_input(dt), dt), (KL_T, dt)], {"reduction": "none"}),
         "kl_logt_sum": lambda dt: (
@@ -180,7 +190,7 @@ def test_golden_cross_entropy_gradient(dtype: str) -> None:
     _assert_golden(np.asarray(value), "ce_w_ls0.2_mean", dtype)
     _assert_golden(np.asarray(grad), "ce_w_ls0.2_mean_grad", dtype)
     # The same through vjp with a unit cotangent.
-    out, pullback = nllkit.vjp(nllkit.cross_entropy, x, T, w, label_smoothing=0.2)
+    _, pullback = nllkit.vjp(nllkit.cross_entropy, x, T, w, label_smoothing=0.2)
     grad_x, grad_t, grad_w = pullback(np.ones((), dtype=dtype))
     assert grad_t is None and grad_w is None  # index targets; weight not differentiated
     _assert_golden(np.asarray(grad_x), "ce_w_ls0.2_mean_grad", dtype)

@@ -186,7 +186,7 @@ def vjp(
     >>> grad_target is None
     True
     """
-    args = tuple(_as_numpy_if_sequence(a) for a in args)
+    args = _distinct(tuple(_as_numpy_if_sequence(a) for a in args))
     tape = _Tape()
     token = _TAPE.set(tape)
     try:
@@ -220,6 +220,19 @@ def vjp(
         return tuple(_result_gradient(a, grads, seen) for a in args)
 
     return out, pullback
+
+
+def _distinct(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Give an array passed in several positions a fresh view in each later
+    one, so that each position gets its own gradient (as in ``jax.vjp``)."""
+    seen: set[int] = set()
+    out = []
+    for a in args:
+        if apc.is_array_api_obj(a) and id(a) in seen:
+            a = a[...]
+        seen.add(id(a))
+        out.append(a)
+    return tuple(out)
 
 
 def _as_numpy_if_sequence(a: Any) -> Any:

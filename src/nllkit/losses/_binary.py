@@ -10,6 +10,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from nllkit._autodiff import Pullback, apply
 from nllkit._validation import check_broadcast_into, check_floating, check_reduction, check_values
 from nllkit._xp import (
@@ -24,6 +26,8 @@ from nllkit._xp import (
 )
 
 _LOG_FLOOR = -100.0
+# PyTorch floors x(1 - x) at the float32 constant 1e-12 in every dtype.
+_GRAD_FLOOR = float(np.float32(1e-12))
 
 
 def _clamped_log(v: Array, xp: ModuleType) -> Array:
@@ -75,7 +79,7 @@ def _bce_forward(
             g = g * w
         # PyTorch's rule, floored at 1e-12 and not consistent with the -100
         # clamp of the forward: 1e12 at p=0, y=1.
-        grad_x = g * (x - y) / xp.maximum(x * (1 - x), xp.asarray(1e-12, dtype=dtype))
+        grad_x = g * (x - y) / xp.maximum(x * (1 - x), xp.asarray(_GRAD_FLOOR, dtype=dtype))
         grad_y = g * (xp.log1p(-x) - xp.log(x))
         return grad_x, grad_y, None
 

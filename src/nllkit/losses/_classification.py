@@ -317,15 +317,16 @@ def _cross_entropy_prob_forward(
     wq = q if w is None else w * q
     shifted, lse = shifted_and_lse(x, 1, xp)
     logp = shifted - lse
-    loss = -xp.sum(wq * logp, axis=1)
-    rows = numel(loss.shape)
-    out = _reduce_rows(
-        loss, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp
+    loglik = xp.sum(wq * logp, axis=1)
+    rows = numel(loglik.shape)
+    # Negated after the reduction, so that an empty 'sum' is -0.0 as in PyTorch.
+    out = -_reduce_rows(
+        loglik, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp
     )
 
     def pullback(cotangent: Array) -> tuple[Array, Array, Array | None]:
         g = xp.expand_dims(
-            _row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loss.shape, xp), axis=1
+            _row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loglik.shape, xp), axis=1
         )
         grad_x = g * (xp.sum(wq, axis=1, keepdims=True) * xp.exp(logp) - wq)
         grad_t = -g * (1 - eps) * (logp if w is None else w * logp)
