@@ -48,7 +48,12 @@ CASES = [
     Case("nll_loss", nllkit.nll_loss, (X, T, W), {"reduction": "mean"}),
     Case("nll_loss_kdim", nllkit.nll_loss, (X4, np.array([[[0, 1], [2, 1]], [[2, 2], [0, -100]]])), {}),
     Case("ce_index", nllkit.cross_entropy, (X, T, W), {"label_smoothing": 0.1}),
-    Case("ce_index_ignore_class", nllkit.cross_entropy, (X, np.array([0, 3, 1, 1, 2])), {"ignore_index": 1, "reduction": "sum"}),
+    Case(
+        "ce_index_ignore_class",
+        nllkit.cross_entropy,
+        (X, np.array([0, 3, 1, 1, 2])),
+        {"ignore_index": 1, "reduction": "sum"},
+    ),
     Case("ce_index_kdim", nllkit.cross_entropy, (X4, np.array([[[0, 1], [2, 1]], [[2, 2], [0, 1]]])), {}),
     Case("ce_prob", nllkit.cross_entropy, (X, _probs(5, 4), W), {"label_smoothing": 0.2}, (0, 1, 2)),
     Case("ce_1d", nllkit.cross_entropy, (X[0], np.array(2)), {"reduction": "none"}),
@@ -60,7 +65,13 @@ CASES = [
         {},
         (0, 1),
     ),
-    Case("poisson", nllkit.poisson_nll_loss, (RNG.normal(size=(3, 4)), RNG.poisson(2.0, size=(3, 4)) * 1.0), {"full": True}, (0, 1)),
+    Case(
+        "poisson",
+        nllkit.poisson_nll_loss,
+        (RNG.normal(size=(3, 4)), RNG.poisson(2.0, size=(3, 4)) * 1.0),
+        {"full": True},
+        (0, 1),
+    ),
     Case(
         "poisson_rate",
         nllkit.poisson_nll_loss,
@@ -76,7 +87,13 @@ CASES = [
         (0, 1, 2),
     ),
     Case("kl", nllkit.kl_div, (np.log(_probs(3, 4)), _probs(3, 4)), {"reduction": "batchmean"}, (0, 1)),
-    Case("kl_log_target", nllkit.kl_div, (np.log(_probs(3, 4)), np.log(_probs(3, 4))), {"log_target": True}, (0, 1)),
+    Case(
+        "kl_log_target",
+        nllkit.kl_div,
+        (np.log(_probs(3, 4)), np.log(_probs(3, 4))),
+        {"log_target": True},
+        (0, 1),
+    ),
 ]
 
 
@@ -112,7 +129,7 @@ def test_vjp_on_backend_matches_numpy(backend: Any, case: Case) -> None:
     cotangent = RNG.normal(size=np.shape(out))
     expected = pullback(cotangent)
     arrays = _convert(backend, case.arrays, "float64")
-    out_b, pullback_b = nllkit.vjp(case.fn, *arrays, **case.settings)
+    _, pullback_b = nllkit.vjp(case.fn, *arrays, **case.settings)
     grads = pullback_b(backend.asarray(cotangent, "float64"))
     for i, (g, e) in enumerate(zip(grads, expected, strict=True)):
         if i in case.diff:
@@ -207,8 +224,12 @@ def test_uint8_target_with_ignore_index_255() -> None:
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_low_precision_is_float32_rounded(case: Case) -> None:
     """float16 inputs are computed in float32 and rounded once."""
-    half = tuple(a.astype(np.float16) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in case.arrays)
-    single = tuple(a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in half)
+    half = tuple(
+        a.astype(np.float16) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in case.arrays
+    )
+    single = tuple(
+        a.astype(np.float32) if isinstance(a, np.ndarray) and a.dtype.kind == "f" else a for a in half
+    )
     out = case.fn(*half, **case.settings)
     assert out.dtype == np.float16
     expected = np.asarray(case.fn(*single, **case.settings)).astype(np.float16)

@@ -151,14 +151,18 @@ def vjp(
     ``pullback(cotangent)`` returns one entry per positional argument: the
     vector-Jacobian product :math:`\bar v^\top \partial\,\mathrm{fn}/\partial a`
     for a floating array ``a``, and ``None`` for integer arrays, Python
-    numbers, and arrays the losses are not differentiable in (for example the
-    class ``weight`` of :func:`nll_loss`, as in PyTorch).
+    numbers, arrays the losses are not differentiable in (for example the
+    class ``weight`` of :func:`nll_loss`, as in PyTorch), and arrays from
+    which no nllkit call leads to the result.
 
     ``fn`` is an nllkit function or module, or a Python function that builds
     its result from them; the analytic rule of every nllkit call on the way is
-    used. Operations done outside nllkit are not seen and count as constants:
-    differentiate such code with JAX or PyTorch, whose arrays nllkit also
-    accepts. Lists of numbers among ``args`` are converted to NumPy arrays.
+    used. Operations done outside nllkit (slicing, arithmetic) are not seen:
+    an argument that reaches the result only through them gets ``None``, never
+    a silently wrong gradient. Differentiate such code with JAX or PyTorch,
+    whose arrays nllkit also accepts. Lists of numbers among ``args`` are
+    converted to NumPy arrays. An array passed in several positions gets its
+    own gradient in each.
 
     Parameters
     ----------
@@ -208,16 +212,17 @@ def vjp(
                 f"got {tuple(cotangent.shape)}"
             )
         grads: dict[int, Array] = {id(out): cotangent}
-        seen: set[int] = set()
         for entry in reversed(tape.entries):
             g = grads.pop(id(entry.output), None)
-            seen.update(id(a) for a in entry.inputs)
             if g is None:
                 continue
             for a, ga in zip(entry.inputs, entry.pullback(g), strict=True):
                 if ga is not None:
                     grads[id(a)] = grads[id(a)] + ga if id(a) in grads else ga
-        return tuple(_result_gradient(a, grads, seen) for a in args)
+        # No gradient rather than a zero one for an argument no differentiable
+        # nllkit call leads from: it may be used through operations nllkit
+        # cannot see, and a silent zero would be wrong.
+        return tuple(grads.get(id(a)) if _is_float_array(a) else None for a in args)
 
     return out, pullback
 
@@ -243,14 +248,6 @@ def _as_numpy_if_sequence(a: Any) -> Any:
     return a
 
 
-def _result_gradient(a: Any, grads: dict[int, Array], seen: set[int]) -> Array | None:
-    if not _is_float_array(a):
-        return None
-    if id(a) in grads:
-        return grads[id(a)]
-    # An argument no primitive read has a zero gradient; one that primitives
-    # read but do not differentiate (a class weight) has none.
-    return None if id(a) in seen else namespace(a).zeros_like(a)
 
 
 def value_and_grad(
@@ -304,8 +301,9 @@ def value_and_grad(
         for i in indices:
             if grads[i] is None:
                 raise TypeError(
-                    f"value_and_grad: argument {i} is not differentiable: it must be "
-                    "a floating array that the function is differentiable in"
+                    f"value_and_grad: argument {i} has no gradient: it must be a floating "
+                    "array that the function is differentiable in, reaching the result "
+                    "through nllkit functions only"
                 )
         picked = tuple(grads[i] for i in indices)
         return out, picked[0] if isinstance(argnums, int) else picked

@@ -115,20 +115,31 @@ def class_mask(target: Array, num_classes: int, ndim: int, xp: ModuleType) -> Ar
     return xp.expand_dims(target, axis=1) == classes
 
 
-def reduce_elementwise(loss: Array, reduction: str, xp: ModuleType) -> Array:
-    """'none', 'sum', or 'mean' as sum / numel (NaN for an empty loss)."""
+def _divisor(reduction: str, shape: tuple[int, ...], batch: int | None) -> int:
+    """What 'mean' (numel), 'batchmean' (the batch size) or 'sum' (1) divide by."""
+    if reduction == "mean":
+        return numel(shape)
+    if reduction == "batchmean":
+        assert batch is not None
+        return batch
+    return 1
+
+
+def reduce_elementwise(loss: Array, reduction: str, xp: ModuleType, *, batch: int | None = None) -> Array:
+    """'none', 'sum', 'mean' (sum / numel) or 'batchmean' (sum / `batch`);
+    a division by 0 gives NaN."""
     if reduction == "none":
         return loss
     total = xp.sum(loss)
-    if reduction == "sum":
-        return total
-    n = numel(loss.shape)
+    n = _divisor(reduction, tuple(loss.shape), batch)
     return total / n if n else total * math.nan
 
 
-def grad_of_reduction(cotangent: Array, reduction: str, shape: tuple[int, ...], xp: ModuleType) -> Array:
+def grad_of_reduction(
+    cotangent: Array, reduction: str, shape: tuple[int, ...], xp: ModuleType, *, batch: int | None = None
+) -> Array:
     """The cotangent of the unreduced loss, given that of the reduced one."""
     if reduction == "none":
         return cotangent
-    n = numel(shape) if reduction == "mean" else 1
+    n = _divisor(reduction, shape, batch)
     return cotangent / n if n else cotangent

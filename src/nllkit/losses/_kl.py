@@ -28,18 +28,12 @@ def _kl_forward(input: Array, target: Array, *, reduction: str, log_target: bool
         # xlogy(t, t): 0 at t = 0, NaN for t < 0, as in PyTorch.
         log_t = xp.log(xp.where(t == 0, xp.ones_like(t), t))
         loss = t * log_t - t * x
-    if reduction == "batchmean":
-        rows = input.shape[0] if input.ndim else 1
-        out = xp.sum(loss) / rows if rows else xp.sum(loss) * xp.nan
-    else:
-        out = reduce_elementwise(loss, reduction, xp)
+    # 'batchmean' divides by the first axis of the input (the plain sum for 0-d input).
+    batch = input.shape[0] if input.ndim else 1
+    out = reduce_elementwise(loss, reduction, xp, batch=batch)
 
     def pullback(cotangent: Array) -> tuple[Array, Array]:
-        c = to_dtype(cotangent, dtype, xp)
-        if reduction == "batchmean":
-            g = c / rows if rows else c
-        else:
-            g = grad_of_reduction(c, reduction, loss.shape, xp)
+        g = grad_of_reduction(to_dtype(cotangent, dtype, xp), reduction, loss.shape, xp, batch=batch)
         if log_target:
             grad_x, grad_t = -g * p, g * p * (t - x + 1)
         else:
