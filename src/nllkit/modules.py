@@ -106,15 +106,26 @@ class CrossEntropyLoss(_Loss):
         ignore_index: int = -100,
         reduction: str = "mean",
         label_smoothing: float = 0.0,
+        z_loss: float = 0.0,
+        softcap: float | None = None,
     ) -> None:
         super().__init__(reduction)
         self.weight = weight
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
+        self.z_loss = z_loss
+        self.softcap = softcap
 
     def forward(self, input: Array, target: Array) -> Array:
         return cross_entropy(
-            input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing
+            input,
+            target,
+            self.weight,
+            self.ignore_index,
+            self.reduction,
+            self.label_smoothing,
+            z_loss=self.z_loss,
+            softcap=self.softcap,
         )
 
 

@@ -8,6 +8,7 @@ log-probability of its observed class.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -54,9 +55,7 @@ def _canonical(x: Array, xp: ModuleType) -> Array:
     return xp.reshape(x, (1, x.shape[0])) if x.ndim == 1 else x
 
 
-def _index_target(
-    x: Array, target: Array, weight: Array | None, ignore_index: int, xp: ModuleType
-) -> _IndexTarget:
+def _index_target(x: Array, target: Array, weight: Array | None, ignore_index: int, xp: ModuleType) -> _IndexTarget:
     t = xp.astype(target, index_dtype(xp))
     t = xp.reshape(t, (1,)) if x.ndim == 2 and t.ndim < 1 else t
     t = xp.reshape(t, (x.shape[0],) + tuple(x.shape[2:]))
@@ -71,18 +70,14 @@ def _index_target(
     return _IndexTarget(t, ignored, mask, w_y, xp.sum(w_y))
 
 
-def _reduce_rows(
-    loss: Array, reduction: str, denominator: Array, out_shape: tuple[int, ...], xp: ModuleType
-) -> Array:
+def _reduce_rows(loss: Array, reduction: str, denominator: Array, out_shape: tuple[int, ...], xp: ModuleType) -> Array:
     if reduction == "none":
         return xp.reshape(loss, out_shape)
     total = xp.sum(loss)
     return total if reduction == "sum" else total / denominator
 
 
-def _row_cotangent(
-    cotangent: Array, reduction: str, divisor: Any, rows: tuple[int, ...], xp: ModuleType
-) -> Array:
+def _row_cotangent(cotangent: Array, reduction: str, divisor: Any, rows: tuple[int, ...], xp: ModuleType) -> Array:
     """Cotangent of each row's loss, shape ``rows``."""
     if reduction == "none":
         return xp.reshape(cotangent, rows)
@@ -132,8 +127,7 @@ def _prepare(
         num_classes = input.shape[0] if input.ndim == 1 else input.shape[1]
         if tuple(weight.shape) != (num_classes,):
             raise ValueError(
-                f"{fn}: weight must have shape ({num_classes},), one entry per class; "
-                f"got {tuple(weight.shape)}"
+                f"{fn}: weight must have shape ({num_classes},), one entry per class; got {tuple(weight.shape)}"
             )
     return input, target, weight, xp
 
@@ -141,9 +135,7 @@ def _prepare(
 def _check_index_target(fn: str, input: Array, target: Array, ignore_index: Any, xp: ModuleType) -> int:
     """Check class-index targets; return `ignore_index` as an int."""
     if not is_integer(target.dtype, xp):
-        raise TypeError(
-            f"{fn}: target must have an integer dtype (class indices); got {dtype_name(target.dtype)}"
-        )
+        raise TypeError(f"{fn}: target must have an integer dtype (class indices); got {dtype_name(target.dtype)}")
     if input.ndim == 1:
         if target.shape not in ((), (1,)):
             raise ValueError(
@@ -253,6 +245,41 @@ def nll_loss(
     return apply(_nll_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction)
 
 
+@dataclass(frozen=True)
+class _LogProbs:
+    """Log-probabilities of the (optionally soft-capped) logits, along axis 1."""
+
+    logp: Array
+    lse: Array | None  # log-sum-exp per row (rows shape), when the z-loss needs it
+    cap_slope: Array | None  # d softcap(x) / dx = 1 - tanh(x / s)^2, when capped
+
+    def z_term(self, z_loss: float) -> Array:
+        """The z-loss of each row, ``z * lse**2``."""
+        assert self.lse is not None
+        return z_loss * self.lse * self.lse
+
+    def chain(self, grad: Array, p: Array, g: Array, z_loss: float, xp: ModuleType) -> Array:
+        """Add the z-loss gradient ``2 z lse p`` (times the row cotangent `g`) to
+        the gradient with respect to the capped logits, then chain through the cap."""
+        if z_loss > 0:
+            assert self.lse is not None
+            grad = grad + (2 * z_loss) * g * xp.expand_dims(self.lse, axis=1) * p
+        return grad if self.cap_slope is None else grad * self.cap_slope
+
+
+def _log_probs(x: Array, softcap: float | None, z_loss: float, xp: ModuleType) -> _LogProbs:
+    cap_slope = None
+    if softcap is not None:
+        tanh = xp.tanh(x / softcap)
+        x = softcap * tanh
+        cap_slope = 1 - tanh * tanh
+    shifted, lse = shifted_and_lse(x, 1, xp)
+    row_lse = None
+    if z_loss > 0:
+        row_lse = xp.squeeze(lse, axis=1) + xp.max(x, axis=1)
+    return _LogProbs(shifted - lse, row_lse, cap_slope)
+
+
 def _cross_entropy_index_forward(
     input: Array,
     target: Array,
@@ -261,14 +288,16 @@ def _cross_entropy_index_forward(
     ignore_index: int,
     reduction: str,
     label_smoothing: float,
+    z_loss: float,
+    softcap: float | None,
 ) -> tuple[Array, Pullback]:
     xp = namespace(input)
     x = _canonical(to_dtype(input, work_dtype(input.dtype, xp), xp), xp)
     num_classes = x.shape[1]
     eps = label_smoothing
     it = _index_target(x, target, weight, ignore_index, xp)
-    shifted, lse = shifted_and_lse(x, 1, xp)
-    logp = shifted - lse
+    lp = _log_probs(x, softcap, z_loss, xp)
+    logp = lp.logp
     zero = xp.zeros_like(it.weight)
     loss = xp.where(it.ignored, zero, -it.weight * _pick(logp, it.mask, xp))
     w = None
@@ -280,6 +309,8 @@ def _cross_entropy_index_forward(
         )
         smooth = -xp.sum(logp if w is None else w * logp, axis=1)
         loss = (1 - eps) * loss + (eps / num_classes) * xp.where(it.ignored, zero, smooth)
+    if z_loss > 0:
+        loss = loss + xp.where(it.ignored, zero, lp.z_term(z_loss))
     out = _reduce_rows(loss, reduction, it.denominator, tuple(target.shape) if input.ndim > 1 else (), xp)
 
     def pullback(cotangent: Array) -> tuple[Array, None, None]:
@@ -291,16 +322,24 @@ def _cross_entropy_index_forward(
         if eps > 0:
             total = num_classes if w is None else xp.sum(w)
             grad = (1 - eps) * grad + (eps / num_classes) * (total * p - (1 if w is None else w))
+        grad = lp.chain(g * grad, p, g, z_loss, xp)
         # An ignored row has gradient exactly 0, even if it holds NaN or inf
         # (PyTorch gives NaN there: pytorch#11551).
-        grad = xp.where(xp.expand_dims(it.ignored, axis=1), xp.zeros_like(grad), g * grad)
+        grad = xp.where(xp.expand_dims(it.ignored, axis=1), xp.zeros_like(grad), grad)
         return xp.reshape(grad, input.shape), None, None
 
     return to_dtype(out, input.dtype, xp), pullback
 
 
 def _cross_entropy_prob_forward(
-    input: Array, target: Array, weight: Array | None, *, reduction: str, label_smoothing: float
+    input: Array,
+    target: Array,
+    weight: Array | None,
+    *,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    softcap: float | None,
 ) -> tuple[Array, Pullback]:
     xp = namespace(input)
     arrays = [a for a in (input, target, weight) if a is not None]
@@ -315,20 +354,19 @@ def _cross_entropy_prob_forward(
     if weight is not None:
         w = xp.reshape(to_dtype(weight, dtype, xp), (1, num_classes) + (1,) * (x.ndim - 2))
     wq = q if w is None else w * q
-    shifted, lse = shifted_and_lse(x, 1, xp)
-    logp = shifted - lse
+    lp = _log_probs(x, softcap, z_loss, xp)
+    logp = lp.logp
     loglik = xp.sum(wq * logp, axis=1)
+    if z_loss > 0:
+        loglik = loglik - lp.z_term(z_loss)
     rows = numel(loglik.shape)
     # Negated after the reduction, so that an empty 'sum' is -0.0 as in PyTorch.
-    out = -_reduce_rows(
-        loglik, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp
-    )
+    out = -_reduce_rows(loglik, reduction, rows, tuple(input.shape[:1] + input.shape[2:]) if input.ndim > 1 else (), xp)
 
     def pullback(cotangent: Array) -> tuple[Array, Array, Array | None]:
-        g = xp.expand_dims(
-            _row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loglik.shape, xp), axis=1
-        )
-        grad_x = g * (xp.sum(wq, axis=1, keepdims=True) * xp.exp(logp) - wq)
+        g = xp.expand_dims(_row_cotangent(to_dtype(cotangent, dtype, xp), reduction, rows, loglik.shape, xp), axis=1)
+        p = xp.exp(logp)
+        grad_x = lp.chain(g * (xp.sum(wq, axis=1, keepdims=True) * p - wq), p, g, z_loss, xp)
         grad_t = -g * (1 - eps) * (logp if w is None else w * logp)
         grad_w = None
         if w is not None:
@@ -346,6 +384,9 @@ def cross_entropy(
     ignore_index: int = -100,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
+    *,
+    z_loss: float = 0.0,
+    softcap: float | None = None,
 ) -> Array:
     r"""Cross-entropy between logits and class-index or class-probability targets.
 
@@ -385,6 +426,15 @@ def cross_entropy(
     reduction : {'mean', 'sum', 'none'}
     label_smoothing : float in [0, 1]
         Mass moved from the targets to the uniform distribution.
+    z_loss : float >= 0, keyword-only
+        Adds :math:`z \operatorname{lse}(x_n)^2` to the loss of each row
+        (non-ignored rows for index targets), as in PaLM: it keeps the
+        log-normaliser near 0. The term is not multiplied by class weights and
+        shares the ``'mean'`` divisor. Not in PyTorch.
+    softcap : float > 0 or None, keyword-only
+        If given, the logits first pass through :math:`s \tanh(x / s)`, as in
+        Gemma 2, and everything above is computed on the capped logits. Not in
+        PyTorch.
 
     Returns
     -------
@@ -428,6 +478,14 @@ def cross_entropy(
     """
     fn = "cross_entropy"
     label_smoothing = check_scalar(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
+    z_loss = check_scalar(fn, "z_loss", z_loss, 0.0, math.inf)
+    if softcap is not None and check_scalar(fn, "softcap", softcap, 0.0, math.inf) == 0:
+        raise ValueError(f"{fn}: softcap must be positive or None; got {softcap}")
+    options = {
+        "label_smoothing": label_smoothing,
+        "z_loss": z_loss,
+        "softcap": None if softcap is None else float(softcap),
+    }
     input, target, weight, xp = _prepare(fn, input, target, weight, reduction)
     if is_floating(target.dtype, xp):
         if tuple(target.shape) != tuple(input.shape):
@@ -438,20 +496,10 @@ def cross_entropy(
             )
         if check_int(fn, "ignore_index", ignore_index) >= 0:
             raise ValueError(
-                f"{fn}: ignore_index must be negative (unused) with class-probability "
-                f"targets; got {ignore_index}"
+                f"{fn}: ignore_index must be negative (unused) with class-probability targets; got {ignore_index}"
             )
-        return apply(
-            _cross_entropy_prob_forward,
-            (input, target, weight),
-            reduction=reduction,
-            label_smoothing=label_smoothing,
-        )
+        return apply(_cross_entropy_prob_forward, (input, target, weight), reduction=reduction, **options)
     ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
     return apply(
-        _cross_entropy_index_forward,
-        (input, target, weight),
-        ignore_index=ignore_index,
-        reduction=reduction,
-        label_smoothing=label_smoothing,
+        _cross_entropy_index_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction, **options
     )

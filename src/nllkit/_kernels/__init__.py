@@ -1,0 +1,33 @@
+"""Fused multi-threaded CPU kernels for NumPy arrays, compiled with Numba.
+
+Private: the losses choose them automatically (see ``nllkit._autodiff.apply``)
+for NumPy float32, float64 and bfloat16 (ml_dtypes) arrays when Numba is
+installed, and fall back to the generic array-API path otherwise. Set the
+environment variable ``NLLKIT_DISABLE_FUSED=1`` to force the generic path.
+Numba is imported on first use, never by ``import nllkit``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Any
+
+import numpy as np
+
+
+@functools.cache
+def numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def enabled() -> bool:
+    """Whether fused kernels may be used now."""
+    return numba_installed() and os.environ.get("NLLKIT_DISABLE_FUSED", "") not in ("1", "true", "yes")
+
+
+def takes(arrays: tuple[Any, ...]) -> bool:
+    """True when every array argument is a NumPy array (``None`` allowed) and
+    kernels are enabled."""
+    return enabled() and all(a is None or isinstance(a, np.ndarray) for a in arrays)
