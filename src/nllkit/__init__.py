@@ -6,10 +6,12 @@ array-api-strict, PyTorch, JAX and CuPy arrays; :func:`value_and_grad` and
 """
 
 from nllkit._autodiff import value_and_grad, vjp
+from nllkit._kernels._threads import get_num_threads, set_num_threads
 from nllkit.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
+    cross_entropy_with_grad,
     gaussian_nll_loss,
     kl_div,
     log_softmax,
@@ -45,12 +47,15 @@ __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "cross_entropy_with_grad",
     "gaussian_nll_loss",
+    "get_num_threads",
     "kl_div",
     "log_softmax",
     "logsumexp",
     "nll_loss",
     "poisson_nll_loss",
+    "set_num_threads",
     "softmax",
     "value_and_grad",
     "vjp",

@@ -26,23 +26,34 @@ from typing import Any
 
 import array_api_compat as apc
 
+from nllkit import _kernels as kernels
+from nllkit._kernels import Fused
 from nllkit._xp import Array, is_floating, namespace, to_dtype
 
 Pullback = Callable[[Array], Sequence[Array | None]]
 Forward = Callable[..., tuple[Array, Pullback]]
 
 
-def apply(forward: Forward, arrays: tuple[Any, ...], **settings: Any) -> Array:
+def apply(forward: Forward, arrays: tuple[Any, ...], *, fused: Fused | None = None, **settings: Any) -> Array:
     """Evaluate the primitive ``forward(*arrays, **settings)``.
 
     ``arrays`` are the caller's own objects (``None`` for an absent optional
-    array); ``settings`` are hashable Python values.
+    array); ``settings`` are hashable Python values. ``fused``, if given, is
+    the primitive's fused NumPy kernel: ``fused(*arrays, need_grad=...,
+    **settings)`` returns what ``forward`` does, or None to decline. It is
+    tried first for NumPy arrays, and asked for the gradient in the same
+    pass when a tape will need it.
     """
     tape = _TAPE.get()
+    result = None
+    if fused is not None and kernels.takes(arrays):
+        result = fused(*arrays, need_grad=tape is not None, **settings)
     if tape is not None:
-        out, pullback = forward(*arrays, **settings)
+        out, pullback = result if result is not None else forward(*arrays, **settings)
         tape.entries.append(_Entry(arrays, out, _typed(pullback, arrays)))
         return out
+    if result is not None:
+        return result[0]
     if any(_torch_needs_grad(a) for a in arrays):
         return _torch_function().apply(forward, settings, *arrays)
     if any(apc.is_jax_array(a) for a in arrays):

@@ -10,6 +10,7 @@ Numba is imported on first use, never by ``import nllkit``.
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.util
 import os
 from typing import Any
@@ -31,3 +32,25 @@ def takes(arrays: tuple[Any, ...]) -> bool:
     """True when every array argument is a NumPy array (``None`` allowed) and
     kernels are enabled."""
     return enabled() and all(a is None or isinstance(a, np.ndarray) for a in arrays)
+
+
+class Fused:
+    """A fused forward, ``module:name``, imported on first call so that
+    ``import nllkit`` never imports Numba."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+
+    @functools.cached_property
+    def function(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from nllkit._kernels._threads import apply_thread_setting
+
+        apply_thread_setting()
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Fused({self.module}:{self.name})"

@@ -6,11 +6,13 @@ from nllkit.losses._gaussian import gaussian_nll_loss
 from nllkit.losses._kl import kl_div
 from nllkit.losses._poisson import poisson_nll_loss
 from nllkit.losses._softmax import log_softmax, logsumexp, softmax
+from nllkit.losses._with_grad import cross_entropy_with_grad
 
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "cross_entropy",
+    "cross_entropy_with_grad",
     "gaussian_nll_loss",
     "kl_div",
     "log_softmax",

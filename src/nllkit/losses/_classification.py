@@ -15,7 +15,8 @@ from typing import Any
 
 import array_api_compat as apc
 
-from nllkit._autodiff import Pullback, apply
+from nllkit._autodiff import Forward, Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import (
     check_floating,
     check_int,
@@ -37,6 +38,11 @@ from nllkit._xp import (
     work_dtype,
 )
 from nllkit.losses._softmax import shifted_and_lse
+
+_FUSED = "nllkit.losses._fused_classification"
+_FUSED_NLL = Fused(_FUSED, "nll_fused")
+_FUSED_INDEX = Fused(_FUSED, "cross_entropy_index_fused")
+_FUSED_PROB = Fused(_FUSED, "cross_entropy_prob_fused")
 
 
 @dataclass(frozen=True)
@@ -476,12 +482,41 @@ def cross_entropy(
     >>> print(nllkit.cross_entropy(f, np.array([1, 0, 3]), reduction="none"))
     [2.918309  1.9290671 1.1006324]
     """
-    fn = "cross_entropy"
+    call = plan_cross_entropy(
+        "cross_entropy", input, target, weight, ignore_index, reduction, label_smoothing, z_loss, softcap
+    )
+    return apply(call.forward, call.arrays, fused=call.fused, **call.settings)
+
+
+@dataclass(frozen=True)
+class CrossEntropyCall:
+    """A checked cross-entropy call: which primitive, on which arrays, with which settings."""
+
+    forward: Forward
+    fused: Fused
+    arrays: tuple[Array, Array, Array | None]
+    settings: dict[str, Any]
+
+
+def plan_cross_entropy(
+    fn: str,
+    input: Any,
+    target: Any,
+    weight: Any,
+    ignore_index: Any,
+    reduction: str,
+    label_smoothing: Any,
+    z_loss: Any,
+    softcap: Any,
+) -> CrossEntropyCall:
+    """Check the arguments of a cross-entropy call (on behalf of `fn`) and pick
+    the primitive: class indices or class probabilities, by the target's dtype."""
     label_smoothing = check_scalar(fn, "label_smoothing", label_smoothing, 0.0, 1.0)
     z_loss = check_scalar(fn, "z_loss", z_loss, 0.0, math.inf)
     if softcap is not None and check_scalar(fn, "softcap", softcap, 0.0, math.inf) == 0:
         raise ValueError(f"{fn}: softcap must be positive or None; got {softcap}")
-    options = {
+    settings: dict[str, Any] = {
+        "reduction": reduction,
         "label_smoothing": label_smoothing,
         "z_loss": z_loss,
         "softcap": None if softcap is None else float(softcap),
@@ -498,8 +533,6 @@ def cross_entropy(
             raise ValueError(
                 f"{fn}: ignore_index must be negative (unused) with class-probability targets; got {ignore_index}"
             )
-        return apply(_cross_entropy_prob_forward, (input, target, weight), reduction=reduction, **options)
-    ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
-    return apply(
-        _cross_entropy_index_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction, **options
-    )
+        return CrossEntropyCall(_cross_entropy_prob_forward, _FUSED_PROB, (input, target, weight), settings)
+    settings["ignore_index"] = _check_index_target(fn, input, target, ignore_index, xp)
+    return CrossEntropyCall(_cross_entropy_index_forward, _FUSED_INDEX, (input, target, weight), settings)
