@@ -1,10 +1,13 @@
 """Fused multi-threaded CPU kernels for NumPy arrays, compiled with Numba.
 
-Private: the losses choose them automatically (see ``nllkit._autodiff.apply``)
-for NumPy float32, float64 and bfloat16 (ml_dtypes) arrays when Numba is
-installed, and fall back to the generic array-API path otherwise. Set the
-environment variable ``NLLKIT_DISABLE_FUSED=1`` to force the generic path.
-Numba is imported on first use, never by ``import nllkit``.
+Private: the losses choose them (see ``nllkit._autodiff.apply``) for NumPy
+float32, float64 and bfloat16 (ml_dtypes) arrays when Numba is installed, and
+fall back to the generic array-API path otherwise.
+
+**Experimental: opt-in for now.** Set ``NLLKIT_FUSED=1`` to use them; they
+become the default once they pass the whole parity suite (the work of the
+fused-kernel issue). ``NLLKIT_DISABLE_FUSED=1`` forces the generic path even
+then. Numba is imported on first use, never by ``import nllkit``.
 """
 
 from __future__ import annotations
@@ -25,7 +28,11 @@ def numba_installed() -> bool:
 
 def enabled() -> bool:
     """Whether fused kernels may be used now."""
-    return numba_installed() and os.environ.get("NLLKIT_DISABLE_FUSED", "") not in ("1", "true", "yes")
+    return (
+        numba_installed()
+        and os.environ.get("NLLKIT_FUSED", "") == "1"
+        and os.environ.get("NLLKIT_DISABLE_FUSED", "") not in ("1", "true", "yes")
+    )
 
 
 def takes(arrays: tuple[Any, ...]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from nllkit._autodiff import Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import check_broadcast_into, check_floating, check_reduction, check_values
 from nllkit._xp import (
     Array,
@@ -25,6 +26,9 @@ from nllkit._xp import (
     work_dtype,
 )
 
+_FUSED = "nllkit.losses._fused_elementwise"
+_FUSED_BCE = Fused(_FUSED, "bce_fused")
+_FUSED_BCE_LOGITS = Fused(_FUSED, "bce_logits_fused")
 _LOG_FLOOR = -100.0
 # PyTorch floors x(1 - x) at the float32 constant 1e-12 in every dtype.
 _GRAD_FLOOR = float(np.float32(1e-12))
@@ -47,9 +51,7 @@ def _prepare(
     check_floating(fn, "input", input, xp)
     check_floating(fn, "target", target, xp)
     if tuple(target.shape) != tuple(input.shape):
-        raise ValueError(
-            f"{fn}: target must have the input's shape {tuple(input.shape)}; got {tuple(target.shape)}"
-        )
+        raise ValueError(f"{fn}: target must have the input's shape {tuple(input.shape)}; got {tuple(target.shape)}")
     arrays: dict[str, Array | None] = {}
     for name, value in optional.items():
         if value is not None:
@@ -60,9 +62,7 @@ def _prepare(
     return input, target, arrays, xp
 
 
-def _bce_forward(
-    input: Array, target: Array, weight: Array | None, *, reduction: str
-) -> tuple[Array, Pullback]:
+def _bce_forward(input: Array, target: Array, weight: Array | None, *, reduction: str) -> tuple[Array, Pullback]:
     xp = namespace(input)
     out_dtype = xp.result_type(input, target)
     dtype = work_dtype(out_dtype, xp)
@@ -86,9 +86,7 @@ def _bce_forward(
     return to_dtype(out, out_dtype, xp), pullback
 
 
-def binary_cross_entropy(
-    input: Array, target: Array, weight: Array | None = None, reduction: str = "mean"
-) -> Array:
+def binary_cross_entropy(input: Array, target: Array, weight: Array | None = None, reduction: str = "mean") -> Array:
     r"""Binary cross-entropy between probabilities and targets.
 
     Matches :func:`torch.nn.functional.binary_cross_entropy` (verified against torch 2.13).
@@ -141,10 +139,8 @@ def binary_cross_entropy(
     check_reduction(fn, reduction)
     input, target, optional, xp = _prepare(fn, input, target, {"weight": weight})
     for name, values in (("input", input), ("target", target)):
-        check_values(
-            fn, f"all elements of {name}", values, ~((values >= 0) & (values <= 1)), "between 0 and 1", xp
-        )
-    return apply(_bce_forward, (input, target, optional["weight"]), reduction=reduction)
+        check_values(fn, f"all elements of {name}", values, ~((values >= 0) & (values <= 1)), "between 0 and 1", xp)
+    return apply(_bce_forward, (input, target, optional["weight"]), fused=_FUSED_BCE, reduction=reduction)
 
 
 def _log_sigmoid_and_sigmoid(x: Array, xp: ModuleType) -> tuple[Array, Array]:
@@ -249,5 +245,6 @@ def binary_cross_entropy_with_logits(
     return apply(
         _bce_logits_forward,
         (input, target, optional["weight"], optional["pos_weight"]),
+        fused=_FUSED_BCE_LOGITS,
         reduction=reduction,
     )

@@ -248,7 +248,9 @@ def nll_loss(
     fn = "nll_loss"
     input, target, weight, xp = _prepare(fn, input, target, weight, reduction)
     ignore_index = _check_index_target(fn, input, target, ignore_index, xp)
-    return apply(_nll_forward, (input, target, weight), ignore_index=ignore_index, reduction=reduction)
+    return apply(
+        _nll_forward, (input, target, weight), fused=_FUSED_NLL, ignore_index=ignore_index, reduction=reduction
+    )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import array_api_compat as apc
 
 from nllkit._autodiff import Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import (
     broadcast_shape,
     check_floating,
@@ -31,6 +32,8 @@ from nllkit._xp import (
 )
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+_FUSED = Fused("nllkit.losses._fused_elementwise", "gaussian_fused")
 
 
 def _gaussian_forward(
@@ -188,6 +191,7 @@ def gaussian_nll_loss(
     return apply(
         _gaussian_forward,
         (input, target, var),
+        fused=_FUSED,
         full=bool(full),
         eps=eps,
         reduction=reduction,

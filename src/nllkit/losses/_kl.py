@@ -3,6 +3,7 @@ r"""``kl_div``: the Kullback-Leibler divergence, cross-entropy minus entropy."""
 from __future__ import annotations
 
 from nllkit._autodiff import Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import broadcast_shape, check_floating, check_reduction
 from nllkit._xp import (
     Array,
@@ -14,6 +15,8 @@ from nllkit._xp import (
     to_dtype,
     work_dtype,
 )
+
+_FUSED = Fused("nllkit.losses._fused_elementwise", "kl_fused")
 
 
 def _kl_forward(input: Array, target: Array, *, reduction: str, log_target: bool) -> tuple[Array, Pullback]:
@@ -99,4 +102,4 @@ def kl_div(input: Array, target: Array, reduction: str = "mean", log_target: boo
     check_floating(fn, "input", input, xp)
     check_floating(fn, "target", target, xp)
     broadcast_shape(fn, {"input": tuple(input.shape), "target": tuple(target.shape)})
-    return apply(_kl_forward, (input, target), reduction=reduction, log_target=bool(log_target))
+    return apply(_kl_forward, (input, target), fused=_FUSED, reduction=reduction, log_target=bool(log_target))

@@ -7,6 +7,7 @@ import math
 import array_api_extra as xpx
 
 from nllkit._autodiff import Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import broadcast_shape, check_real, check_reduction, check_scalar
 from nllkit._xp import (
     Array,
@@ -19,6 +20,8 @@ from nllkit._xp import (
     to_dtype,
     work_dtype,
 )
+
+_FUSED = Fused("nllkit.losses._fused_elementwise", "poisson_fused")
 
 
 def _poisson_forward(
@@ -54,9 +57,7 @@ def _poisson_forward(
         if full:
             # The derivative of the masked term is 0 where it is masked
             # (PyTorch's autograd gives NaN at t = 0).
-            grad_t = grad_t + g * xpx.apply_where(
-                stirling_applies, (t,), lambda t: xp.log(t) + 0.5 / t, fill_value=0.0
-            )
+            grad_t = grad_t + g * xpx.apply_where(stirling_applies, (t,), lambda t: xp.log(t) + 0.5 / t, fill_value=0.0)
         return sum_to_shape(grad_x, input.shape, xp), sum_to_shape(grad_t, target.shape, xp)
 
     return to_dtype(out, out_dtype, xp), pullback
@@ -140,6 +141,7 @@ def poisson_nll_loss(
     return apply(
         _poisson_forward,
         (input, target),
+        fused=_FUSED,
         log_input=bool(log_input),
         full=bool(full),
         eps=eps,

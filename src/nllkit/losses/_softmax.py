@@ -13,8 +13,14 @@ from typing import Any
 import array_api_compat as apc
 
 from nllkit._autodiff import Pullback, apply
+from nllkit._kernels import Fused
 from nllkit._validation import check_dim, check_floating
 from nllkit._xp import Array, as_array, namespace, numel, to_dtype, work_dtype
+
+_FUSED = "nllkit.losses._fused_classification"
+_FUSED_LOG_SOFTMAX = Fused(_FUSED, "log_softmax_fused")
+_FUSED_SOFTMAX = Fused(_FUSED, "softmax_fused")
+_FUSED_LOGSUMEXP = Fused(_FUSED, "logsumexp_fused")
 
 
 def shifted_and_lse(x: Array, axis: int, xp: ModuleType) -> tuple[Array, Array]:
@@ -108,7 +114,12 @@ def log_softmax(input: Array, dim: int) -> Array:
     [-2.40760596 -1.40760596 -0.40760596]
     """
     input = _prepare("log_softmax", input)
-    return apply(_log_softmax_forward, (input,), dim=check_dim("log_softmax", dim, input.ndim))
+    return apply(
+        _log_softmax_forward,
+        (input,),
+        fused=_FUSED_LOG_SOFTMAX,
+        dim=check_dim("log_softmax", dim, input.ndim),
+    )
 
 
 def _softmax_forward(input: Array, *, dim: int) -> tuple[Array, Pullback]:
@@ -162,7 +173,7 @@ def softmax(input: Array, dim: int) -> Array:
      [0.33333333 0.33333333 0.33333333]]
     """
     input = _prepare("softmax", input)
-    return apply(_softmax_forward, (input,), dim=check_dim("softmax", dim, input.ndim))
+    return apply(_softmax_forward, (input,), fused=_FUSED_SOFTMAX, dim=check_dim("softmax", dim, input.ndim))
 
 
 def _logsumexp_forward(input: Array, *, dim: tuple[int, ...], keepdim: bool) -> tuple[Array, Pullback]:
@@ -234,4 +245,10 @@ def logsumexp(input: Array, dim: int | tuple[int, ...], keepdim: bool = False) -
     normalised = tuple(sorted({check_dim(fn, d, input.ndim) for d in dims}))
     if len(normalised) != len(dims):
         raise ValueError(f"{fn}: dim must not repeat an axis; got {dim}")
-    return apply(_logsumexp_forward, (input,), dim=normalised, keepdim=bool(keepdim))
+    return apply(
+        _logsumexp_forward,
+        (input,),
+        fused=_FUSED_LOGSUMEXP,
+        dim=normalised,
+        keepdim=bool(keepdim),
+    )
