@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nllkit import __version__
-from nllkit.cli import _explain
+from nllkit.cli import _bench, _explain
 
 __all__ = ["build_parser", "main"]
 
 #: Each entry adds one subcommand to the parser.
-_COMMANDS: tuple[Callable[[Any], None], ...] = (_explain.register,)
+_COMMANDS: tuple[Callable[[Any], None], ...] = (_explain.register, _bench.register)
 
 _USAGE_ERROR = 2
 

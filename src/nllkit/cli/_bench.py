@@ -1,0 +1,126 @@
+"""``nllkit bench``: time nllkit against PyTorch, JAX, naive NumPy and the memory limits.
+
+The work is done by :mod:`nllkit.bench`; this module is the command-line
+wiring. The table goes to standard output, the progress line to standard
+error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from nllkit import bench
+from nllkit.bench._report import check_writable
+
+NAME = "bench"
+
+_DESCRIPTION = """\
+Time nllkit's cross-entropy (forward, and forward + backward), Poisson and
+Gaussian NLL against PyTorch (CPU) and JAX (jit) when installed, naive NumPy,
+and the memory limits: one read of the input ('read') and one copy of it into
+a reused buffer ('copy'). All run in one process, interleaved round-robin in
+every repetition, so a noisy machine slows them alike: compare the ratios.
+float32, and bfloat16 when ml_dtypes is installed. On 2 cores the full run
+takes about 15 to 25 minutes and up to about 8 GiB of memory."""
+
+_EPILOG = """\
+examples:
+  nllkit bench --quick
+  nllkit bench --json results.json --plot results.png
+  nllkit bench --threads 1"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer; got {value}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``nllkit bench`` to `parser`.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The subcommand's parser.
+    """
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small shapes and few repetitions: a smoke test of well under a minute",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write every result and the environment to FILE")
+    parser.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw a grouped bar chart of time / limit to FILE.png (needs matplotlib: nllkit[plot])",
+    )
+    parser.add_argument(
+        "--threads",
+        metavar="N",
+        type=_positive_int,
+        default=2,
+        help="threads for nllkit, PyTorch and XLA (default: 2)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark with the parsed options of ``nllkit bench``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options added by :func:`configure`.
+
+    Returns
+    -------
+    int
+        0.
+
+    Raises
+    ------
+    ValueError
+        Bad options, matplotlib missing for ``--plot``, or an output file
+        that cannot be written; the caller reports it in one line (exit 2).
+    """
+    # Everything that can fail fails before the minutes of measuring.
+    if args.json is not None:
+        check_writable("--json", args.json)
+    if args.plot is not None:
+        bench.require_plotting(args.plot)
+    # The benchmark measures the fused kernels, opt-in while experimental.
+    os.environ.setdefault("NLLKIT_FUSED", "1")
+    report = bench.run(quick=args.quick, threads=args.threads, progress=sys.stderr)
+    print(bench.format_table(report), end="")
+    sys.stdout.flush()
+    if args.json is not None:
+        bench.write_json(report, args.json)
+    if args.plot is not None:
+        bench.write_plot(report, args.plot)
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``bench`` subcommand to the ``nllkit`` command.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        From :meth:`argparse.ArgumentParser.add_subparsers`.
+    """
+    parser = subparsers.add_parser(
+        NAME,
+        help="time nllkit against PyTorch, JAX, naive NumPy and the memory limits",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    configure(parser)
+    parser.set_defaults(handler=run)
