@@ -46,7 +46,8 @@ class Domain:
     def contains(self, value: float) -> bool:
         if not math.isfinite(value) or (self.integer and value != round(value)):
             return False
-        if self.kind == "positive":
+        if self.kind == "positive" or (self.kind == "fixed" and self.integer):
+            # A fixed integer is a count of something (binomial trials): at least one.
             return value > 0.0
         if self.kind == "unit":
             return 0.0 < value < 1.0
@@ -132,13 +133,21 @@ class Sample:
 
     def sum(self, values: FloatArray) -> float:
         """The weighted sum of per-value terms."""
-        return float(self.w @ values)
+        # einsum, not BLAS ddot (w @ values): OpenBLAS threads a 1e6-long dot and, on a busy
+        # machine, takes 2-12 ms where einsum's single-threaded SIMD loop takes 0.3 ms.
+        return float(np.einsum("i,i->", self.w, values))
 
     def mean(self, values: FloatArray) -> float:
         return self.sum(values) / self.n
 
     def compressed(self) -> Sample:
         """The same sample as a table of distinct values and their total weights."""
+        top = self.x.max(initial=0.0)
+        # Counts: bincount is ~15x faster than unique's sort (7 vs 110 ms at n = 1e6).
+        if self.x.size and top <= 16 * self.x.size and self.x.min() >= 0 and np.all(self.x == np.floor(self.x)):
+            totals = np.bincount(self.x.astype(np.intp), weights=self.w)
+            present = np.flatnonzero(totals)
+            return Sample(present.astype(float), totals[present])
         values, inverse = np.unique(self.x, return_inverse=True)
         return Sample(values, np.bincount(inverse.ravel(), weights=self.w, minlength=values.size))
 
@@ -208,6 +217,43 @@ class Family(abc.ABC):
             raise NotImplementedError(f"{self.name} is not closed under scaling")
         return np.asarray(theta, dtype=float) * s ** np.asarray(self.scale_powers, dtype=float)
 
+    # --- the unconstrained coordinates an optimizer works on ---------------------------------------
+
+    def to_unconstrained(self, theta: FloatArray) -> FloatArray:
+        """The unconstrained coordinates ``u`` of ``theta``.
+
+        By default there is one coordinate per parameter, ``u_k`` being the
+        inverse of ``domains[k]`` at ``theta_k``, so holding parameter ``k``
+        fixed means holding ``u_k``. A family whose parameters are constrained
+        jointly (categorical probabilities, on the simplex) overrides this and
+        :meth:`from_unconstrained`; its ``u`` may be shorter than ``theta``, and
+        its :meth:`bind` rejects ``fixed``.
+        """
+        theta = np.asarray(theta, dtype=float)
+        return np.array([float(d.to_unconstrained(t)) for d, t in zip(self.domains, theta, strict=True)])
+
+    def from_unconstrained(self, u: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """``theta(u)``, its Jacobian ``J`` and its second derivatives ``T``.
+
+        ``J[k, j] = d theta_k / d u_j`` has shape ``(p, m)`` and
+        ``T[k, i, j] = d2 theta_k / d u_i d u_j`` shape ``(p, m, m)``, for ``p``
+        parameters and ``m`` coordinates, so that with ``g`` and ``H`` the
+        gradient and Hessian of the NLL in ``theta``:
+
+        .. math:: \\nabla_u = J^\\top g, \\qquad
+           H_u = J^\\top H J + \\textstyle\\sum_k g_k T_k, \\qquad
+           \\mathrm{vcov}_\\theta = J H_u^{-1} J^\\top
+
+        The default is diagonal, from the per-parameter :class:`Domain` maps.
+        """
+        u = np.asarray(u, dtype=float)
+        parts = [d.from_unconstrained(v) for d, v in zip(self.domains, u, strict=True)]
+        theta, d1, d2 = (np.array([float(part[i]) for part in parts]) for i in range(3))
+        k = np.arange(u.size)
+        second = np.zeros((u.size, u.size, u.size))
+        second[k, k, k] = d2
+        return theta, np.diag(d1), second
+
     # --- distribution functions ------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -215,6 +261,36 @@ class Family(abc.ABC):
 
     @abc.abstractmethod
     def ppf(self, q: Any, *theta: Any) -> FloatArray: ...
+
+    def sf(self, x: Any, *theta: Any) -> FloatArray:
+        """The survival function ``1 - cdf``; families override it where the subtraction loses the upper tail."""
+        return 1.0 - self.cdf(x, *theta)
+
+    def logcdf(self, x: Any, *theta: Any) -> FloatArray:
+        r"""The log of the cdf, :math:`\log F(x)`; ``-inf`` below the support.
+
+        By default :math:`\log F` where :math:`F < \tfrac12` and
+        :math:`\operatorname{log1p}(-S)` above, so that the upper half takes
+        its digits from the survival function (accurate there) instead of
+        rounding :math:`F` to 1. Families override it where a closed form
+        stays finite further into the lower tail than :math:`F` does (the
+        normal's ``log_ndtr``).
+        """
+        cdf = np.asarray(self.cdf(x, *theta), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(cdf < 0.5, np.log(cdf), np.log1p(-np.asarray(self.sf(x, *theta), dtype=float)))
+
+    def logsf(self, x: Any, *theta: Any) -> FloatArray:
+        r"""The log of the survival function, :math:`\log S(x) = \log(1 - F(x))`; ``-inf`` above the support.
+
+        By default :math:`\log S` where :math:`S < \tfrac12` (from :meth:`sf`,
+        so the upper tail keeps its digits) and :math:`\operatorname{log1p}(-F)`
+        below; families override it with closed forms (the Weibull's
+        :math:`-(x/\lambda)^k`).
+        """
+        sf = np.asarray(self.sf(x, *theta), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sf < 0.5, np.log(sf), np.log1p(-np.asarray(self.cdf(x, *theta), dtype=float)))
 
     @abc.abstractmethod
     def mean(self, *theta: Any) -> FloatArray: ...
@@ -262,7 +338,7 @@ class Family(abc.ABC):
             where = np.flatnonzero(bad)
             raise ValueError(
                 f"{self.name}: data must be {self.support.describe()}; {where.size} value(s) are not, "
-                f"the first is {x[where[0]]!r} at position {where[0]}"
+                f"the first is {x[where[0]].item()!r} at position {where[0]}"
             )
 
     def nll(

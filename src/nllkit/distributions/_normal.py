@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 from scipy import special, stats
 
-from nllkit.distributions._family import POSITIVE, REAL, FloatArray, Family, Sample, Support
+from nllkit.distributions._family import POSITIVE, REAL, Family, FloatArray, Sample, Support
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
@@ -65,6 +65,14 @@ class Normal(Family):
     def cdf(self, x: Any, *theta: Any) -> FloatArray:
         loc, scale = theta
         return special.ndtr((np.asarray(x, dtype=float) - loc) / scale)
+
+    def logcdf(self, x: Any, *theta: Any) -> FloatArray:
+        loc, scale = theta
+        return special.log_ndtr((np.asarray(x, dtype=float) - loc) / scale)
+
+    def logsf(self, x: Any, *theta: Any) -> FloatArray:
+        loc, scale = theta
+        return special.log_ndtr((loc - np.asarray(x, dtype=float)) / scale)
 
     def ppf(self, q: Any, *theta: Any) -> FloatArray:
         loc, scale = theta
