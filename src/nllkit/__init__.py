@@ -34,10 +34,23 @@ from nllkit.modules import (
 
 __version__ = "0.1.0"
 
+# Fitting pulls in scipy.stats (~0.5 s): imported on first use, so the losses and
+# the command line start fast.
+_LAZY = {"Fit": "nllkit.fitting", "compare": "nllkit.fitting", "fit": "nllkit.fitting"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nllkit' has no attribute {name!r}")
+
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",
     "CrossEntropyLoss",
+    "Fit",
     "GaussianNLLLoss",
     "KLDivLoss",
     "LogSoftmax",
@@ -46,8 +59,10 @@ __all__ = [
     "Softmax",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "compare",
     "cross_entropy",
     "cross_entropy_with_grad",
+    "fit",
     "gaussian_nll_loss",
     "get_num_threads",
     "kl_div",

@@ -30,7 +30,9 @@ _EPILOG = """\
 examples:
   nllkit bench --quick
   nllkit bench --json results.json --plot results.png
-  nllkit bench --threads 1"""
+  nllkit bench --threads 1
+  nllkit bench --fit            # nllkit.fit against scipy per family at n = 1e6
+  nllkit bench --fit --quick    # nllkit alone, no peers"""
 
 
 def _positive_int(text: str) -> int:
@@ -63,6 +65,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also draw a grouped bar chart of time / limit to FILE.png (needs matplotlib: nllkit[plot])",
     )
     parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="time nllkit.fit against scipy (and statsmodels) per family instead of the losses",
+    )
+    parser.add_argument(
+        "--n",
+        metavar="N",
+        type=_positive_int,
+        default=1_000_000,
+        help="with --fit: the sample size (default: 1000000)",
+    )
+    parser.add_argument(
         "--threads",
         metavar="N",
         type=_positive_int,
@@ -90,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
         Bad options, matplotlib missing for ``--plot``, or an output file
         that cannot be written; the caller reports it in one line (exit 2).
     """
+    if args.fit:
+        return _run_fit(args)
     # Everything that can fail fails before the minutes of measuring.
     if args.json is not None:
         check_writable("--json", args.json)
@@ -104,6 +120,25 @@ def run(args: argparse.Namespace) -> int:
         bench.write_json(report, args.json)
     if args.plot is not None:
         bench.write_plot(report, args.plot)
+    return 0
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from nllkit.bench._fit_cases import format_fit_table, run_fit
+
+    if args.json is not None or args.plot is not None:
+        raise ValueError("--json and --plot are for the loss benchmark, not --fit")
+
+    tty = sys.stderr.isatty()
+
+    def progress(line: str) -> None:
+        # One rewritten line on a terminal, a line per step in a log.
+        print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", file=sys.stderr)
+
+    rows = run_fit(n=args.n, repeat=3 if args.quick else 5, peers=not args.quick, progress=progress)
+    if tty:
+        print("\r\033[K", end="", file=sys.stderr)
+    print(format_fit_table(rows))
     return 0
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special
 
 from nllkit.distributions._continuous import SufficientStatistics, piecewise, unit_quantile
-from nllkit.distributions._family import POSITIVE, FloatArray, Sample, Support
+from nllkit.distributions._family import POSITIVE, FloatArray, Sample, Support, log_of_smaller
 
 BetaStats = tuple[float, float, float]
 
@@ -126,6 +126,24 @@ class Beta(SufficientStatistics):
 
     def sf(self, x: Any, *theta: Any) -> FloatArray:
         return piecewise(x, lambda v: special.betaincc(theta[0], theta[1], v), 1.0, 0.0, upper=1.0)
+
+    def _tails(self, x: Any, a: Any, b: Any) -> tuple[FloatArray, FloatArray]:
+        r"""cdf and sf from ``betainc`` alone, :math:`S(x) = I_{1-x}(b, a)`: scipy's ``betaincc`` is 10-40x slower.
+
+        ``1 - x`` is exact where the survival function is the smaller tail (x above 1/2 or
+        so), and elsewhere its rounding moves :math:`S \approx 1` by a few ulps.
+        """
+        cdf = piecewise(x, lambda v: special.betainc(a, b, v), 0.0, 1.0, upper=1.0)
+        sf = piecewise(x, lambda v: special.betainc(b, a, 1.0 - v), 1.0, 0.0, upper=1.0)
+        return cdf, sf
+
+    def logcdf(self, x: Any, *theta: Any) -> FloatArray:
+        cdf, sf = self._tails(x, *theta)
+        return log_of_smaller(cdf, sf)
+
+    def logsf(self, x: Any, *theta: Any) -> FloatArray:
+        cdf, sf = self._tails(x, *theta)
+        return log_of_smaller(sf, cdf)
 
     def ppf(self, q: Any, *theta: Any) -> FloatArray:
         return unit_quantile(q, lambda p: special.betaincinv(theta[0], theta[1], p))

@@ -152,6 +152,22 @@ class Sample:
         return Sample(values, np.bincount(inverse.ravel(), weights=self.w, minlength=values.size))
 
 
+def log_of_smaller(p: Any, q: Any) -> FloatArray:
+    r""":math:`\log p` for complementary probabilities ``p`` and ``q = 1 - p``, from whichever is smaller.
+
+    ``log(p)`` where ``p < 1/2``, else ``log1p(-q)``: a probability near 1
+    has lost the digits of its complement, which ``q`` keeps.
+
+    Examples
+    --------
+    >>> float(log_of_smaller(1.0, 1e-20))  # log(1 - 1e-20), which log(1.0) rounds to 0
+    -1e-20
+    """
+    p, q = np.asarray(p, dtype=float), np.asarray(q, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(p < 0.5, np.log(p), np.log1p(-q))
+
+
 class Family(abc.ABC):
     """A parametric family of univariate distributions.
 
@@ -276,9 +292,7 @@ class Family(abc.ABC):
         stays finite further into the lower tail than :math:`F` does (the
         normal's ``log_ndtr``).
         """
-        cdf = np.asarray(self.cdf(x, *theta), dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(cdf < 0.5, np.log(cdf), np.log1p(-np.asarray(self.sf(x, *theta), dtype=float)))
+        return log_of_smaller(self.cdf(x, *theta), self.sf(x, *theta))
 
     def logsf(self, x: Any, *theta: Any) -> FloatArray:
         r"""The log of the survival function, :math:`\log S(x) = \log(1 - F(x))`; ``-inf`` above the support.
@@ -288,9 +302,7 @@ class Family(abc.ABC):
         below; families override it with closed forms (the Weibull's
         :math:`-(x/\lambda)^k`).
         """
-        sf = np.asarray(self.sf(x, *theta), dtype=float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(sf < 0.5, np.log(sf), np.log1p(-np.asarray(self.cdf(x, *theta), dtype=float)))
+        return log_of_smaller(self.sf(x, *theta), self.cdf(x, *theta))
 
     @abc.abstractmethod
     def mean(self, *theta: Any) -> FloatArray: ...
