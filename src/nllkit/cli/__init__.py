@@ -2,9 +2,8 @@
 
 One subcommand per module: each module's ``register(subparsers)`` adds its
 parser and sets ``handler``, a function ``(args) -> int``. Today there are
-``explain``, ``bench`` and ``datasets`` (the public-domain datasets shipped
-with nllkit); ``fit`` will slot in the same way by adding its ``register`` to
-:data:`_COMMANDS`.
+``explain``, ``bench``, ``datasets`` (the public-domain datasets shipped
+with nllkit) and ``fit`` (maximum-likelihood fits of a column of numbers).
 
 Errors never reach the user as a traceback. Bad usage or data, including any
 ``ValueError``, ``TypeError`` or ``IndexError`` raised by nllkit, prints one
@@ -21,12 +20,17 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from nllkit import __version__
-from nllkit.cli import _bench, _datasets, _explain
+from nllkit.cli import _bench, _datasets, _explain, _fit
 
 __all__ = ["build_parser", "main"]
 
 #: Each entry adds one subcommand to the parser.
-_COMMANDS: tuple[Callable[[Any], None], ...] = (_explain.register, _bench.register, _datasets.register)
+_COMMANDS: tuple[Callable[[Any], None], ...] = (
+    _explain.register,
+    _bench.register,
+    _datasets.register,
+    _fit.register,
+)
 
 _USAGE_ERROR = 2
 
