@@ -37,6 +37,7 @@ class Beta(SufficientStatistics):
     3.116202
     """
 
+    mle_how = "maximum-likelihood estimate by Newton's method on the sufficient statistics"
     name: ClassVar[str] = "beta"
     param_names: ClassVar[tuple[str, ...]] = ("a", "b")
     domains = (POSITIVE, POSITIVE)

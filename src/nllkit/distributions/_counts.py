@@ -170,6 +170,7 @@ class NegativeBinomial(DiscreteFamily):
     True
     """
 
+    mle_how = "maximum-likelihood estimate from a one-dimensional solve of the likelihood equations"
     name: ClassVar[str] = "negative_binomial"
     param_names: ClassVar[tuple[str, ...]] = ("mean", "size")
     domains = (POSITIVE, POSITIVE)
@@ -356,6 +357,7 @@ class ZeroInflatedPoisson(ZeroInflated):
     1.0
     """
 
+    mle_how = "maximum-likelihood estimate from a one-dimensional solve of the likelihood equations"
     name: ClassVar[str] = "zero_inflated_poisson"
     param_names: ClassVar[tuple[str, ...]] = ("pi", "rate")
     domains = (UNIT, POSITIVE)

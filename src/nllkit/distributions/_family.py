@@ -189,6 +189,8 @@ class Family(abc.ABC):
     #: How each parameter changes when the data are multiplied by s > 0:
     #: theta_k -> theta_k * s**power_k (None: the family is not closed under scaling).
     scale_powers: ClassVar[tuple[int, ...] | None] = None
+    #: How :meth:`mle` finds the estimate, for a fit's ``message``.
+    mle_how: ClassVar[str] = "closed-form maximum-likelihood estimate"
 
     # --- the density -----------------------------------------------------------------------------
 

@@ -222,6 +222,7 @@ class Gamma(SufficientStatistics):
     -22.880957
     """
 
+    mle_how = "maximum-likelihood estimate from a one-dimensional solve of the likelihood equations"
     name: ClassVar[str] = "gamma"
     param_names: ClassVar[tuple[str, ...]] = ("shape", "scale")
     domains = (POSITIVE, POSITIVE)
@@ -329,6 +330,7 @@ class Weibull(MemoFamily):
     -1.0
     """
 
+    mle_how = "maximum-likelihood estimate from a one-dimensional solve of the likelihood equations"
     name: ClassVar[str] = "weibull"
     param_names: ClassVar[tuple[str, ...]] = ("shape", "scale")
     domains = (POSITIVE, POSITIVE)

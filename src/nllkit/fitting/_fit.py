@@ -319,7 +319,7 @@ def fit(data: Any, family: Any, *, weights: Any = None, fixed: Mapping[str, Any]
         closed = np.asarray(closed, dtype=float)
         # Exact by construction, so not judged by the gradient: at a kink (the Laplace median) there is none.
         nll = problem.nll_grad(closed)[0]
-        solution = Solution(closed, nll, math.nan, 0, True, "closed-form maximum-likelihood estimate")
+        solution = Solution(closed, nll, math.nan, 0, True, family.mle_how)
     else:
         solution = problem.solve(problem.theta(problem.base[problem.coords]))
 
