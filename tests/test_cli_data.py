@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nllkit.cli._data import read_column, read_data
+from nllkit.cli._data import read_bounds, read_column, read_data
 
 HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
 
@@ -313,3 +313,104 @@ def test_malformed_csv_quote() -> None:
     # csv in strict mode is not used: an unterminated quote reads to the end, as spreadsheets do.
     values, _, _ = read_text('x\n1\n"2\n')
     np.testing.assert_array_equal(values, [1.0, 2.0])
+
+
+# --- bounds of censored data: the one reader that takes missing cells -------------------------------------
+
+
+def bounds_error(text: str, lower: str = "lo", upper: str = "hi", weights: str | None = None) -> str:
+    with pytest.raises(ValueError) as info:
+        read_bounds("-", lower, upper, weights, stdin=io.StringIO(text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+def test_bounds_take_missing_cells_and_infinities_as_open_ends() -> None:
+    text = "id,lo,hi,w\na,1.5,1.5,1\nb,,0.5,2\nc,2.0,NA,1\nd,-inf,3,1\ne,4,inf,1\nf,NaN,2,1\ng,1.0,3.0,1\nh,2,null,1\n"
+    bounds = read_bounds("-", "lo", "hi", "w", stdin=io.StringIO(text))
+    nan, inf = np.nan, np.inf
+    np.testing.assert_array_equal(bounds.lower, [1.5, nan, 2.0, -inf, 4.0, nan, 1.0, 2.0])
+    np.testing.assert_array_equal(bounds.upper, [1.5, 0.5, nan, 3.0, inf, 2.0, 3.0, nan])
+    np.testing.assert_array_equal(bounds.weights, [1, 2, 1, 1, 1, 1, 1, 1])
+    np.testing.assert_array_equal(bounds.rows, np.arange(2, 10))
+    assert bounds.names == ("'lo'", "'hi'") and bounds.where(2) == "row 4 of standard input"
+    assert bounds.description == "standard input, bounds in columns 'lo' and 'hi' (8 rows), weights column 'w'"
+    # Every other read keeps refusing the same cells.
+    with pytest.raises(ValueError, match=r"^missing value '' in row 3, column 'lo' of standard input"):
+        read_data("-", "lo", None, stdin=io.StringIO(text))
+    with pytest.raises(ValueError, match=r"^infinite value 'inf' in row 6, column 'hi'"):
+        read_data("-", "hi", None, stdin=io.StringIO("hi\n1\n2\n3\n4\ninf\n"))
+
+
+def test_bounds_columns_by_number_without_header() -> None:
+    bounds = read_bounds("-", "1", "2", None, stdin=io.StringIO("1;2\n;3\n4;\n"))
+    np.testing.assert_array_equal(bounds.lower, [1.0, np.nan, 4.0])
+    np.testing.assert_array_equal(bounds.upper, [2.0, 3.0, np.nan])
+    np.testing.assert_array_equal(bounds.rows, [1, 2, 3])
+
+
+def test_bounds_from_npy_and_parquet(tmp_path: Path) -> None:
+    path = tmp_path / "bounds.npy"
+    np.save(path, np.array([[1.0, 1.0], [np.nan, 2.0], [3.0, np.inf], [0.5, 1.5]]))
+    bounds = read_bounds(str(path), "1", "2", None)
+    np.testing.assert_array_equal(bounds.lower, [1.0, np.nan, 3.0, 0.5])
+    np.testing.assert_array_equal(bounds.upper, [1.0, 2.0, np.inf, 1.5])
+    np.testing.assert_array_equal(bounds.rows, [1, 2, 3, 4])
+    if not HAS_PYARROW:
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "bounds.parquet"
+    pq.write_table(pa.table({"lo": pa.array([1, None, 3], pa.int64()), "hi": [1.0, 2.0, None]}), target)
+    bounds = read_bounds(str(target), "lo", "hi", None)
+    np.testing.assert_array_equal(bounds.lower, [1.0, np.nan, 3.0])
+    np.testing.assert_array_equal(bounds.upper, [1.0, 2.0, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "lo,hi\n1,2\n3,2\n5,4\n",
+            "lower bound 3 is above upper bound 2 in row 3 of standard input (columns 'lo' and 'hi'); 2 row(s) are so",
+        ),
+        (
+            "lo,hi\n1,2\nNA,\n",
+            "no finite bound (lower missing, upper missing) in row 3 of standard input (columns 'lo' and 'hi'): "
+            "each row must bound the value on at least one side; 1 row(s) are so",
+        ),
+        (
+            "lo,hi\n1,2\n-inf,inf\n",
+            "no finite bound (lower -inf, upper inf) in row 3 of standard input (columns 'lo' and 'hi'): "
+            "each row must bound the value on at least one side; 1 row(s) are so",
+        ),
+        (
+            "lo,hi\ninf,5\n",
+            "lower bound inf in row 2 of standard input (columns 'lo' and 'hi'): a lower bound is finite, "
+            "or missing or -inf for none; 1 row(s) are so",
+        ),
+        (
+            "lo,hi\n1,-inf\n",
+            "upper bound -inf in row 2 of standard input (columns 'lo' and 'hi'): an upper bound is finite, "
+            "or missing or inf for none; 1 row(s) are so",
+        ),
+        ("lo,hi\n1,2\n1,abc\n", "non-numeric value 'abc' in row 3, column 'hi' of standard input"),
+        ("lo,hi\n1,2\n\n3,4\n", "row 3 of standard input is blank: a missing value? Remove the line or fill it in"),
+        ("lo,x\n1,2\n", "--censored 'hi': no such column in standard input; its columns are 'lo', 'x'"),
+        ("lo,hi\n", "no data in standard input: it has a header row ('lo', 'hi') and no values"),
+    ],
+)
+def test_bounds_errors_name_the_row(text: str, message: str) -> None:
+    assert bounds_error(text) == message
+
+
+def test_bounds_weights_and_columns_errors() -> None:
+    assert bounds_error("lo,hi\n1,2\n", "lo", "lo") == (
+        "--censored needs two different columns, LOWER and UPPER; got 'lo' twice"
+    )
+    assert bounds_error("lo,hi,w\n1,2,1\n3,,NA\n", weights="w").startswith(
+        "missing value 'NA' in row 3, column 'w' of standard input"
+    )
+    assert bounds_error("lo,hi,w\n1,2,1\n3,,-1\n", weights="w").startswith("negative weight -1 in row 3, column 'w'")

@@ -12,6 +12,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,8 @@ from scipy import stats
 from nllkit import datasets
 from nllkit.cli import _fit, main
 from nllkit.distributions._registry import AUTO_FAMILIES, FAMILY_NAMES
+from nllkit.fitting import Censored, compare, fit
 from nllkit.fitting import _fit as fitting_module
-from nllkit.fitting import compare, fit
-from nllkit.fitting._censored import Censored
 from nllkit.fitting._compare import Comparison
 
 
@@ -252,6 +252,150 @@ def test_left_censored_flags(capsys, csv) -> None:  # type: ignore[no-untyped-de
     assert document["fit"] == strict(fit(censored, "lognormal").to_dict())
 
 
+# Every kind of row of the fitdistcens convention, with each spelling of an open end.
+BOUNDS_CSV = (
+    "lower,upper\n2.1,2.1\n3.5,3.5\n,1.0\n4.0,\n6.2,6.2\n1.5,3.0\n5.0,NA\n0.8,0.8\n3.0,4.5\n"
+    "-inf,0.5\n7.1,7.1\n2.6,inf\n9.0,NaN\n"
+)
+LOWER = [2.1, 3.5, None, 4.0, 6.2, 1.5, 5.0, 0.8, 3.0, -np.inf, 7.1, 2.6, 9.0]
+UPPER = [2.1, 3.5, 1.0, None, 6.2, 3.0, None, 0.8, 4.5, 0.5, 7.1, np.inf, None]
+
+
+def test_censored_bounds_fit_as_the_library_and_scipy(capsys, csv) -> None:  # type: ignore[no-untyped-def]
+    path = csv(BOUNDS_CSV)
+    document = run_json(capsys, path, "--censored", "lower", "upper", "--family", "weibull")
+    data = Censored.from_bounds(LOWER, UPPER)
+    expected = fit(data, "weibull")
+    assert document["fit"] == strict(expected.to_dict())
+    counts = {"exact": 5, "left": 2, "right": 4, "interval": 2}
+    assert document["data"] == {
+        "file": "data.csv",
+        "censored": {"lower": "'lower'", "upper": "'upper'", **counts},
+        "weights": None,
+        "values": 13,
+    }
+    # The oracle: the censored log-likelihood written with scipy's law, at our estimate, and scipy's own fit.
+    shape, scale = expected.params["shape"], expected.params["scale"]
+    law = stats.weibull_min(shape, scale=scale)
+    lo, hi = data.lower, data.upper
+    kinds = data.kinds()
+    loglik = (
+        law.logpdf(lo[kinds == "exact"]).sum()
+        + law.logcdf(hi[kinds == "left"]).sum()
+        + law.logsf(lo[kinds == "right"]).sum()
+        + np.log(law.cdf(hi[kinds == "interval"]) - law.cdf(lo[kinds == "interval"])).sum()
+    )
+    assert document["fit"]["loglik"] == pytest.approx(loglik, rel=1e-12)
+    k, _, lam = stats.weibull_min.fit(data.to_scipy(), floc=0)
+    assert document["fit"]["params"]["shape"] == pytest.approx(k, rel=1e-3)
+    assert document["fit"]["params"]["scale"] == pytest.approx(lam, rel=1e-3)
+    code, out, _ = run(capsys, path, "--censored", "lower", "upper", "--family", "weibull")
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "data: data.csv, bounds in columns 'lower' and 'upper' (13 rows)",
+        "censored: 5 exact, 2 left-censored, 4 right-censored, 2 interval-censored",
+    ]
+    assert expected.summary() in out
+    assert "censored data: 5 exact, 2 left-censored, 4 right-censored, 2 interval-censored (n 13)" in out
+
+
+def test_censored_bounds_from_stdin_by_number_with_weights(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = "".join(f"{lo},{hi},{w}\n" for lo, hi, w in [(1, 1, 2), ("", 2, 1), (3, "", 1), (0.5, 1.5, 3), (2, 2, 1)])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(text))
+    document = run_json(capsys, "-", "--censored", "1", "2", "--weights", "3", "--family", "exponential")
+    data = Censored.from_bounds([1, None, 3, 0.5, 2], [1, 2, None, 1.5, 2])
+    assert document["fit"] == strict(fit(data, "exponential", weights=[2, 1, 1, 3, 1]).to_dict())
+    assert document["data"]["weights"] == "3" and document["fit"]["n"] == 8.0
+
+
+def test_censored_bounds_auto_is_the_censored_comparison(capsys, csv) -> None:  # type: ignore[no-untyped-def]
+    path = csv(BOUNDS_CSV)
+    data = Censored.from_bounds(LOWER, UPPER)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the command prints them on stderr
+        expected = compare(data, "auto")
+    document = run_json(capsys, path, "--censored", "lower", "upper")
+    assert document["comparison"] == strict(expected.to_dict())
+    assert document["best"] == expected.best.family.name
+    assert all(row["ks"] is None for row in document["comparison"]["rows"])
+    code, out, _ = run(capsys, path, "--censored", "lower", "upper", "--family", "auto")
+    assert code == 0
+    assert str(expected) in out
+    assert "KS omitted: censored data (8 of 13 observations censored) have no ECDF" in out
+
+
+def test_censored_bootstrap_is_nonparametric(capsys, csv) -> None:  # type: ignore[no-untyped-def]
+    path = csv(BOUNDS_CSV)
+    argv = (path, "--censored", "lower", "upper", "--family", "exponential", "--ci", "bootstrap")
+    document = run_json(capsys, *argv, "--n-boot", "40", "--seed", "3")
+    result = fit(Censored.from_bounds(LOWER, UPPER), "exponential")
+    boot = result.bootstrap(40, kind="nonparametric", seed=3)
+    assert document["bootstrap"]["kind"] == "nonparametric"
+    assert document["ci"]["intervals"]["rate"] == list(boot.ci(0.95)["rate"])
+    assert document["bootstrap"]["mean"] == list(boot.ci_mean(0.95))
+    explicit = run_json(capsys, *argv, "--n-boot", "40", "--seed", "3", "--boot-kind", "nonparametric")
+    assert explicit == document
+    assert error(capsys, *argv, "--boot-kind", "parametric") == (
+        "--boot-kind parametric needs uncensored data (simulating censored data would need a model of the "
+        "censoring); use --boot-kind nonparametric, which resamples the censored rows"
+    )
+
+
+def test_censored_bounds_errors(capsys, csv) -> None:  # type: ignore[no-untyped-def]
+    def bounds(text: str, *more: str) -> str:
+        return error(capsys, csv(text), "--censored", "lo", "hi", "--family", "weibull", *more)
+
+    where = "of data.csv (columns 'lo' and 'hi')"
+    assert bounds("lo,hi\n1,2\n3,2.5\n") == f"lower bound 3 is above upper bound 2.5 in row 3 {where}; 1 row(s) are so"
+    assert bounds("lo,hi\n1,2\n,NA\n") == (
+        f"no finite bound (lower missing, upper missing) in row 3 {where}: "
+        "each row must bound the value on at least one side; 1 row(s) are so"
+    )
+    assert bounds("lo,hi\n1,2\ninf,5\n").startswith(f"lower bound inf in row 3 {where}: a lower bound is finite")
+    assert bounds("lo,hi\n1,-inf\n").startswith(f"upper bound -inf in row 2 {where}: an upper bound is finite")
+    assert bounds("lo,hi\n1,2\n1,x\n") == "non-numeric value 'x' in row 3, column 'hi' of data.csv"
+    assert bounds("lo,up\n1,2\n") == "--censored 'hi': no such column in data.csv; its columns are 'lo', 'up'"
+    assert bounds("lo,hi\n1,2\n", "--column", "lo") == (
+        "--censored LOWER UPPER names the data's columns; --column cannot be used with it"
+    )
+    # The family's support, with the row as the user sees it: an exact value, a row wholly below it.
+    assert bounds("lo,hi\n1,2\n-1,-1\n3,3\n") == (
+        "1 row(s) of exact values or censoring bounds are outside the support of weibull (reals in (0, inf)): "
+        "the first is [-1, -1] in row 3 of data.csv"
+    )
+    assert bounds("lo,hi\n1,2\n3,3\n,0\n,-2\n").startswith("2 row(s) of exact values or censoring bounds")
+    assert bounds("lo,hi\n1,2\n3,3\n,0\n").endswith("the first is [-inf, 0] in row 4 of data.csv")
+    assert error(capsys, csv("lo,hi\n1,2\n"), "--censored", "lo", "hi", "--family", "poisson") == (
+        "censored data need a continuous family; got poisson, a discrete family"
+    )
+    good = csv("lo,hi\n1,2\n3,3\n", "good.csv")
+    assert error(capsys, good, "--censored", "lo", "hi", "--family", "weibull", "--gof").startswith(
+        "--gof needs uncensored data"
+    )
+    assert error(capsys, good, "--censored", "lo", "hi", "--plot", "out.png").startswith("--plot needs uncensored data")
+    assert error(capsys, good, "--censored", "lo").startswith("argument --censored: expected 2 arguments")
+    assert error(capsys, good, "--censored", "lo", "hi", "--right-censored", "hi").startswith(
+        "argument --right-censored: not allowed with argument --censored"
+    )
+    assert error(capsys, "--censored", "lo", "hi") == (
+        "--censored reads columns of a FILE; no FILE was given (the datasets are uncensored)"
+    )
+    assert error(capsys, "--dataset", "fatigue-life", "--right-censored", "c").startswith("--right-censored reads")
+    # A weight of zero drops a row, as in the library: it cannot be outside the support.
+    document = run_json(
+        capsys,
+        csv("lo,hi,w\n1,2,1\n-1,-1,0\n3,3,1\n", "w.csv"),
+        "--censored",
+        "lo",
+        "hi",
+        "--weights",
+        "w",
+        "--family",
+        "weibull",
+    )
+    assert document["fit"]["n"] == 2.0
+
+
 # --- plots ---------------------------------------------------------------------------------------------
 
 
@@ -431,7 +575,6 @@ def test_censored_errors(capsys, csv) -> None:  # type: ignore[no-untyped-def]
     )
     good = csv("t,c\n1,0\n2,1\n3,0\n", "good.csv")
     flags = (good, "--column", "t", "--right-censored", "c")
-    assert error(capsys, *flags) == "--family auto compares uncensored fits; choose a --family for censored data"
     assert error(capsys, *flags, "--family", "weibull", "--gof").startswith("--gof needs uncensored data")
     assert error(capsys, "-", "--right-censored", "c").startswith("--right-censored and --left-censored read")
 
@@ -489,3 +632,22 @@ def test_readme_and_guide_show_the_real_default_output(capsys) -> None:  # type:
     assert _block_after(guide, "log-likelihood, AIC, AICc, BIC, and the optimizer's status. The default run:\n") == (
         "$ nllkit fit\n" + out
     )
+
+
+def test_guide_shows_the_real_censored_output(capsys, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    guide = (ROOT / "docs" / "fitting.md").read_text()
+    block = _block_after(guide, "(the header is row 1).\n")
+    session = iter(block.split("$ ")[1:])
+    listing, run_it, failing = next(session), next(session), next(session)
+    name = listing.splitlines()[0].removeprefix("cat ")
+    (tmp_path / name).write_text(listing.split("\n", 1)[1])
+    monkeypatch.chdir(tmp_path)
+    command, expected = run_it.split("\n", 1)
+    code, out, _ = run(capsys, *command.split()[2:])
+    assert code == 0 and out == expected
+    # The failing example pipes its own two rows in.
+    command, expected = failing.split("\n", 1)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("lower,upper\n1,2\n3,2.5\n"))
+    assert command.startswith("printf 'lower,upper\\n1,2\\n3,2.5\\n' | nllkit fit ")
+    code, out, err = run(capsys, *command.split(" | ")[1].split()[2:])
+    assert code == 2 and err == expected

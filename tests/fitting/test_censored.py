@@ -21,8 +21,8 @@ from scipy import stats as st
 
 from nllkit.distributions import beta, exponential, gamma, laplace, logistic, lognormal, normal, student_t, weibull
 from nllkit.distributions._continuous import log1mexp
-from nllkit.fitting import ConvergenceWarning, fit
-from nllkit.fitting._censored import Censored, CensoredProblem, log_probability
+from nllkit.fitting import Censored, ConvergenceWarning, compare, fit
+from nllkit.fitting._censored import CensoredProblem, log_probability
 
 # nllkit parameters -> scipy's (shapes..., loc, scale) of a scipy law; which parameters are positive.
 SCIPY: dict[str, tuple[Any, Callable[..., tuple[float, ...]], tuple[bool, ...]]] = {
@@ -447,3 +447,87 @@ def test_unbounded_likelihood_does_not_converge_quietly() -> None:
             result = fit(data, family)
         assert not result.converged
         assert all(math.isnan(v) for v in result.se.values())
+
+
+# --- the public path, the fitted law's log cdf, summaries and comparisons ---------------------------------
+
+
+def test_censored_is_public() -> None:
+    import nllkit.fitting
+    from nllkit.fitting import _censored
+
+    assert nllkit.fitting.Censored is _censored.Censored and "Censored" in nllkit.fitting.__all__
+
+
+@pytest.mark.parametrize(
+    ("family", "theta", "law", "x"),
+    [
+        (normal, (1.0, 2.0), st.norm(1.0, 2.0), [-80.0, -3.0, 1.0, 9.0, 80.0]),
+        (weibull, (1.5, 2.0), st.weibull_min(1.5, scale=2.0), [1e-6, 0.5, 2.0, 30.0, 300.0]),
+        (gamma, (2.5, 1.5), st.gamma(2.5, scale=1.5), [1e-3, 1.0, 4.0, 60.0]),
+        (lognormal, (0.5, 0.8), st.lognorm(0.8, scale=math.exp(0.5)), [1e-4, 0.7, 3.0, 500.0]),
+    ],
+)
+def test_frozen_forwards_logcdf_logsf(family: Any, theta: tuple[float, ...], law: Any, x: list) -> None:
+    frozen = family(*theta)
+    np.testing.assert_allclose(frozen.logcdf(x), law.logcdf(x), rtol=1e-9)
+    np.testing.assert_allclose(frozen.logsf(x), law.logsf(x), rtol=1e-9)
+    result = fit(Censored([0.5, 1.0, 2.0], right=[3.0]), family)
+    np.testing.assert_array_equal(result.dist.logsf(x), family.logsf(x, *result.theta))
+
+
+def test_summary_counts_the_censored_rows() -> None:
+    data = Censored([1.2, 0.4, 2.2], left=[0.3], right=[3.0, 3.0], interval=[[0.5, 1.0]])
+    text = fit(data, "exponential").summary()
+    assert (
+        text.splitlines()[-1] == "censored data: 3 exact, 1 left-censored, 2 right-censored, 1 interval-censored (n 7)"
+    )
+    weighted = fit(data, "exponential", weights=[1, 1, 1, 2, 1, 1, 0.5]).summary()
+    assert weighted.splitlines()[-1].endswith("0.5 interval-censored (n 7.5)") and "2 left-censored" in weighted
+    # Without censored rows the fit is the ordinary one, and says nothing about censoring.
+    assert "censored" not in fit(Censored([1.0, 2.0, 4.0]), "exponential").summary()
+
+
+def test_compare_fits_each_family_with_the_censored_likelihood() -> None:
+    rng = np.random.default_rng(11)
+    t = rng.weibull(1.8, size=150) * 4.0
+    data = Censored.right_censored(np.minimum(t, 5.0), t > 5.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a heavy-tailed family's Hessian, say
+        comparison = compare(data, "auto")
+    assert [row.family for row in comparison if row.fit is None] == []
+    assert sorted(row.family for row in comparison) == sorted(
+        ("normal", "student_t", "laplace", "logistic", "lognormal", "exponential", "gamma", "weibull")
+    )
+    for name in ("weibull", "exponential", "lognormal"):
+        row = comparison[name]
+        assert row.fit is not None and math.isnan(row.ks)
+        assert row.loglik == pytest.approx(fit(data, name).loglik, rel=1e-12)
+    # Ranked by the censored AIC; the exponential (shape 1) is far behind the Weibull of shape 1.8.
+    assert [row.aic for row in comparison] == sorted(row.aic for row in comparison)
+    assert comparison["exponential"].aic - comparison["weibull"].aic > 10.0
+    censored = int(np.count_nonzero(t > 5.0))
+    assert comparison.note == f"KS omitted: censored data ({censored} of 150 observations censored) have no ECDF"
+    lines = str(comparison).splitlines()
+    assert "KS" not in lines[0].split() and lines[-1] == comparison.note
+    assert comparison.to_dict()["note"] == comparison.note
+    # Akaike weights from the censored log-likelihoods.
+    aic = np.array([row.aic for row in comparison])
+    np.testing.assert_allclose(
+        [row.weight for row in comparison], np.exp(-(aic - aic.min()) / 2) / np.exp(-(aic - aic.min()) / 2).sum()
+    )
+
+
+def test_compare_censored_integer_bounds_are_not_counts() -> None:
+    data = Censored.from_bounds([0.0, 1.0, 2.0, 3.0, 1.0], [1.0, 1.0, 4.0, None, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # student_t's Hessian on five rows
+        comparison = compare(data, "auto", weights=[1, 2, 1, 1, 1])
+    assert "poisson" not in [row.family for row in comparison]
+    assert comparison["exponential"].loglik == pytest.approx(
+        fit(data, "exponential", weights=[1, 2, 1, 1, 1]).loglik, rel=1e-12
+    )
+    with pytest.raises(ValueError, match=r"compare: weights must have one value per data value \(5\); got 2"):
+        compare(data, "auto", weights=[1, 2])
+    # A discrete family is a row with its error, not a failure of the table.
+    assert "continuous families" in str(compare(data, ["exponential", "poisson"])["poisson"].error)

@@ -24,6 +24,9 @@ Missing and non-finite values
     ``NaN``, ``null``, a Parquet null, ...), an infinity, a blank line before
     the last row, or a text field that is not a number is an error naming the
     row and the column. Blank lines at the end of a text file are ignored.
+    The one exception is the two columns of bounds of censored data
+    (:func:`read_bounds`), where a missing value or an infinity is an open
+    end: there a missing cell is information, not a gap.
 
 Weights
     A weights column follows the same rules and must also be non-negative,
@@ -47,7 +50,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Column", "read_column", "read_data"]
+__all__ = ["Bounds", "Column", "read_bounds", "read_column", "read_data"]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -63,7 +66,35 @@ _PARQUET_EXTRA = "pip install 'nllkit[parquet]' (or pip install pyarrow)"
 
 
 @dataclass(frozen=True)
-class Column:
+class _Located:
+    """Values read from a file, with the row of each as a user sees it (see the module notes)."""
+
+    rows: IntArray
+    source: str
+
+    def where(self, index: int) -> str:
+        """Where value `index` is, for an error message: ``"row 7 of data.csv"``.
+
+        Parameters
+        ----------
+        index : int
+            A position in the values read.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> column = read_data("-", None, None, stdin=io.StringIO("x\\n1.5\\n-2\\n"))
+        >>> column.where(1)
+        'row 3 of standard input'
+        """
+        return f"row {int(self.rows[index])} of {self.source}"
+
+
+@dataclass(frozen=True)
+class Column(_Located):
     """A column of numbers read by :func:`read_data`, with where each came from.
 
     Attributes
@@ -85,29 +116,37 @@ class Column:
     values: FloatArray
     weights: FloatArray | None
     description: str
-    rows: IntArray
-    source: str
     name: str
 
-    def where(self, index: int) -> str:
-        """Where value `index` is, for an error message: ``"row 7 of data.csv"``.
 
-        Parameters
-        ----------
-        index : int
-            A position in :attr:`values`.
+@dataclass(frozen=True)
+class Bounds(_Located):
+    r"""Two columns of bounds read by :func:`read_bounds`: censored observations, row by row.
 
-        Returns
-        -------
-        str
+    Row :math:`i` says :math:`\text{lower}_i \le X_i \le \text{upper}_i`; a
+    NaN or ``-inf`` lower bound is none (left-censored), a NaN or ``inf``
+    upper bound is none (right-censored), equal bounds an exact value. Every
+    row has at least one finite bound and ``lower <= upper``.
 
-        Examples
-        --------
-        >>> column = read_data("-", None, None, stdin=io.StringIO("x\\n1.5\\n-2\\n"))
-        >>> column.where(1)
-        'row 3 of standard input'
-        """
-        return f"row {int(self.rows[index])} of {self.source}"
+    Attributes
+    ----------
+    lower, upper : ndarray, shape (n,)
+        float64 bounds, NaN where the cell was missing.
+    weights : ndarray, shape (n,), or None
+        As for :class:`Column`.
+    description : str
+        What was read: ``"data.csv, bounds in columns 'lo' and 'hi' (12 rows)"``.
+    rows, source
+        As for :class:`Column`.
+    names : tuple of str
+        The two columns, as a user would name them.
+    """
+
+    lower: FloatArray
+    upper: FloatArray
+    weights: FloatArray | None
+    description: str
+    names: tuple[str, str]
 
 
 def read_column(
@@ -193,27 +232,120 @@ def read_data(path: str, column: str | None, weights: str | None, *, stdin: Text
     """
     table = _open(path, stdin)
     value_index = _choose(table, column, "--column") if column is not None else _default_column(table)
-    values, rows = table.read(value_index)
+    values, rows = table.read(value_index, False)
     name = table.label(value_index)
     if values.size == 0:
         raise ValueError(f"no data in {table.source}: column {name} has no values")
     description = f"{table.source}, column {name} ({values.size} value{'s' * (values.size != 1)})"
     w = None
     if weights is not None:
-        weight_index = _choose(table, weights, "--weights")
-        w, _ = table.read(weight_index)
-        weight_name = table.label(weight_index)
-        negative = np.flatnonzero(w < 0)
-        if negative.size:
-            i = int(negative[0])
-            raise ValueError(
-                f"negative weight {_number(w[i])} in row {rows[i]}, column {weight_name} of {table.source}: "
-                f"weights must be non-negative ({negative.size} negative)"
-            )
-        if not w.sum() > 0:
-            raise ValueError(f"the weights in column {weight_name} of {table.source} are all zero")
+        w, weight_name = _read_weights(table, weights, rows)
         description += f", weights column {weight_name}"
-    return Column(values=values, weights=w, description=description, rows=rows, source=table.source, name=name)
+    return Column(rows=rows, source=table.source, values=values, weights=w, description=description, name=name)
+
+
+def read_bounds(path: str, lower: str, upper: str, weights: str | None, *, stdin: TextIO | None = None) -> Bounds:
+    """Read two columns of bounds of censored observations, and optionally a weights column.
+
+    The convention of fitdistrplus's ``fitdistcens`` (and of R's
+    ``Surv(type='interval2')``): per row, a missing cell (empty, ``NA``,
+    ``NaN``, a Parquet null, ...) or an infinity of the right sign is an open
+    end. Only here are missing values and infinities read; the weights column
+    keeps the rules of :func:`read_data`.
+
+    ==============  ==============  =====================================
+    lower           upper           the observation
+    ==============  ==============  =====================================
+    ``x``           ``x``           exact, :math:`X = x`
+    missing/-inf    ``x``           left-censored, :math:`X \\le x`
+    ``x``           missing/inf     right-censored, :math:`X \\ge x`
+    ``l``           ``u > l``       interval-censored, :math:`l < X \\le u`
+    ==============  ==============  =====================================
+
+    Parameters
+    ----------
+    path : str
+        As for :func:`read_column`; standard input (``'-'``) included, as the
+        table is read once.
+    lower, upper : str
+        The columns of lower and upper bounds, by header name or number from 1.
+    weights : str or None
+        A weights column, or None.
+    stdin : text stream, optional
+        As for :func:`read_column`.
+
+    Returns
+    -------
+    Bounds
+
+    Raises
+    ------
+    ValueError
+        As for :func:`read_column`, and for a row with no finite bound, a
+        lower bound of ``inf`` or an upper one of ``-inf``, or a lower bound
+        above its upper one, naming the row.
+
+    Examples
+    --------
+    >>> text = io.StringIO("lo,hi\\n1.5,1.5\\n,0.5\\n2.0,NA\\n1.0,3.0\\n")
+    >>> bounds = read_bounds("-", "lo", "hi", None, stdin=text)
+    >>> bounds.lower, bounds.upper
+    (array([1.5, nan, 2. , 1. ]), array([1.5, 0.5, nan, 3. ]))
+    >>> bounds.description
+    "standard input, bounds in columns 'lo' and 'hi' (4 rows)"
+    >>> read_bounds("-", "lo", "hi", None, stdin=io.StringIO("lo,hi\\n1,2\\n3,2\\n"))
+    Traceback (most recent call last):
+    ...
+    ValueError: lower bound 3 is above upper bound 2 in row 3 of standard input (columns 'lo' and 'hi'); 1 row(s) are so
+    """
+    table = _open(path, stdin)
+    indices = _choose(table, lower, "--censored"), _choose(table, upper, "--censored")
+    if indices[0] == indices[1]:
+        raise ValueError(
+            f"--censored needs two different columns, LOWER and UPPER; got {table.label(indices[0])} twice"
+        )
+    (lo, rows), (hi, _) = (table.read(index, True) for index in indices)
+    names = (table.label(indices[0]), table.label(indices[1]))
+    if lo.size == 0:
+        raise ValueError(f"no data in {table.source}: columns {names[0]} and {names[1]} have no rows")
+    where = f"{table.source} (columns {names[0]} and {names[1]})"
+
+    def refuse(bad: npt.NDArray[np.bool_], what: Callable[[int], str], rule: str) -> None:
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{what(i)} in row {rows[i]} of {where}{rule}; {int(bad.sum())} row(s) are so")
+
+    refuse(
+        ~(np.isfinite(lo) | np.isfinite(hi)),
+        lambda i: f"no finite bound (lower {_cell(lo[i])}, upper {_cell(hi[i])})",
+        ": each row must bound the value on at least one side",
+    )
+    refuse(lo == np.inf, lambda i: "lower bound inf", ": a lower bound is finite, or missing or -inf for none")
+    refuse(hi == -np.inf, lambda i: "upper bound -inf", ": an upper bound is finite, or missing or inf for none")
+    refuse(lo > hi, lambda i: f"lower bound {_number(lo[i])} is above upper bound {_number(hi[i])}", "")
+    description = f"{table.source}, bounds in columns {names[0]} and {names[1]} ({lo.size} row{'s' * (lo.size != 1)})"
+    w = None
+    if weights is not None:
+        w, weight_name = _read_weights(table, weights, rows)
+        description += f", weights column {weight_name}"
+    return Bounds(rows=rows, source=table.source, lower=lo, upper=hi, weights=w, description=description, names=names)
+
+
+def _read_weights(table: _Table, weights: str, rows: IntArray) -> tuple[FloatArray, str]:
+    """The weights column named `weights`: finite, non-negative, with a positive total."""
+    weight_index = _choose(table, weights, "--weights")
+    w, _ = table.read(weight_index, False)
+    weight_name = table.label(weight_index)
+    negative = np.flatnonzero(w < 0)
+    if negative.size:
+        i = int(negative[0])
+        raise ValueError(
+            f"negative weight {_number(w[i])} in row {rows[i]}, column {weight_name} of {table.source}: "
+            f"weights must be non-negative ({negative.size} negative)"
+        )
+    if not w.sum() > 0:
+        raise ValueError(f"the weights in column {weight_name} of {table.source} are all zero")
+    return w, weight_name
 
 
 # --- tables ------------------------------------------------------------------------
@@ -223,8 +355,10 @@ def read_data(path: str, column: str | None, weights: str | None, *, stdin: Text
 class _Table:
     """The columns of a file, read on demand.
 
-    ``read(i)`` returns column ``i``'s float64 values and their row numbers,
-    raising a ValueError for a missing, infinite or non-numeric value.
+    ``read(i, open_ends)`` returns column ``i``'s float64 values and their
+    row numbers, raising a ValueError for a non-numeric value, and for a
+    missing or infinite one unless ``open_ends`` (bounds of censored data,
+    where a missing value is NaN and an infinity is kept).
     ``numeric`` says, per column, whether its first data value is a number:
     what picks the column when none is named.
     """
@@ -233,7 +367,7 @@ class _Table:
     names: Sequence[str] | None
     ncols: int
     numeric: Sequence[bool]
-    read: Callable[[int], tuple[FloatArray, IntArray]]
+    read: Callable[[int, bool], tuple[FloatArray, IntArray]]
 
     def label(self, index: int) -> str:
         return repr(self.names[index]) if self.names is not None else str(index + 1)
@@ -314,6 +448,11 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
+def _cell(value: float) -> str:
+    """A bound as read, for a message: a number, or ``missing`` for NaN."""
+    return "missing" if math.isnan(value) else _number(value)
+
+
 def _missing_error(value: str, row: int, column: str, source: str) -> ValueError:
     return ValueError(
         f"missing value {value!r} in row {row}, column {column} of {source}: rows with missing values are "
@@ -386,7 +525,7 @@ def _text_table(text: str, source: str, delimiter: str | None) -> _Table:
     numeric = [len(body[0][1]) > i and _parse(body[0][1][i].strip()) is not None for i in range(ncols)]
     table: _Table
 
-    def read(index: int) -> tuple[FloatArray, IntArray]:
+    def read(index: int, open_ends: bool) -> tuple[FloatArray, IntArray]:
         label = table.label(index)
         values = np.empty(len(body), dtype=np.float64)
         rows = np.empty(len(body), dtype=np.int64)
@@ -399,16 +538,18 @@ def _text_table(text: str, source: str, delimiter: str | None) -> _Table:
                 )
             field = fields[index].strip()
             value = _parse(field)
+            rows[k] = row
             if field.lower() in _MISSING:
-                raise _missing_error(field, row, label, source)
+                if not open_ends:
+                    raise _missing_error(field, row, label, source)
+                value = math.nan
             if value is None:
                 raise ValueError(f"non-numeric value {field!r} in row {row}, column {label} of {source}")
-            if not math.isfinite(value):
+            if not (open_ends or math.isfinite(value)):
                 raise ValueError(
                     f"infinite value {field!r} in row {row}, column {label} of {source}: the data must be finite"
                 )
             values[k] = value
-            rows[k] = row
         return values, rows
 
     table = _Table(source=source, names=names, ncols=ncols, numeric=numeric, read=read)
@@ -442,7 +583,7 @@ def _npy_table(path: str, source: str) -> _Table:
         raise ValueError(f"no data in {source}: the array is empty (shape {array.shape})")
     table: _Table
 
-    def read(index: int) -> tuple[FloatArray, IntArray]:
+    def read(index: int, open_ends: bool) -> tuple[FloatArray, IntArray]:
         column = columns[index]
         label = table.label(index)
         kind = column.dtype.kind
@@ -450,7 +591,8 @@ def _npy_table(path: str, source: str) -> _Table:
             raise ValueError(f"column {label} of {source} holds {column.dtype} values, not real numbers")
         values = np.asarray(column, dtype=np.float64)
         rows = np.arange(1, values.size + 1, dtype=np.int64)
-        _check_finite(values, rows, label, source)
+        if not open_ends:
+            _check_finite(values, rows, label, source)
         return values, rows
 
     numeric = [c.dtype.kind in "iuf" for c in columns]
@@ -478,17 +620,20 @@ def _parquet_table(path: str, source: str) -> _Table:
 
     table: _Table
 
-    def read(index: int) -> tuple[FloatArray, IntArray]:
+    def read(index: int, open_ends: bool) -> tuple[FloatArray, IntArray]:
         column = data.column(index)
         label = table.label(index)
         if not is_number(column.type):
             raise ValueError(f"column {label} of {source} holds {column.type} values, not numbers")
         rows = np.arange(1, len(column) + 1, dtype=np.int64)
         nulls = np.flatnonzero(np.asarray(column.is_null().to_numpy(zero_copy_only=False), dtype=bool))
-        if nulls.size:
+        if nulls.size and not open_ends:
             raise _missing_error("null", int(rows[nulls[0]]), label, source)
-        values = np.asarray(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        _check_finite(values, rows, label, source)
+        values = np.array(column.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if open_ends:
+            values[nulls] = np.nan
+        else:
+            _check_finite(values, rows, label, source)
         return values, rows
 
     numeric = [is_number(data.schema.field(i).type) for i in range(len(names))]

@@ -19,11 +19,20 @@ on standard error when it is a terminal, nothing in a pipe.
 Randomness: ``--ci bootstrap`` and ``--gof`` use ``--seed``, or a fresh seed
 that the output reports, so that every run can be repeated exactly.
 
-Censored data (continuous families, one ``--family``): the value column with a
-0/1 column, ``--right-censored FLAG`` (1: the value is only known to be at
-least this, a survival time still running) or ``--left-censored FLAG`` (1: at
-most this, below a detection limit); see
-:meth:`nllkit.fitting._censored.Censored.right_censored`.
+Censored data (continuous families) come in one of two forms. ``--censored
+LOWER UPPER`` names two columns of bounds, row by row ``LOWER <= X <= UPPER``,
+in the convention of fitdistrplus's ``fitdistcens``: equal bounds are an exact
+value, a missing (empty, NA, NaN) or ``-inf`` lower bound a left-censored one,
+a missing or ``inf`` upper bound a right-censored one, two finite bounds an
+interval (read by :func:`nllkit.cli._data.read_bounds`, the only reader that
+takes missing cells; see :meth:`nllkit.fitting.Censored.from_bounds`). Or the
+value column with a 0/1 column, ``--right-censored FLAG`` (1: the value is only
+known to be at least this, a survival time still running) or
+``--left-censored FLAG`` (1: at most this, below a detection limit); see
+:meth:`nllkit.fitting.Censored.right_censored`. Censored data take
+``--family auto`` (a comparison without the KS column) and ``--ci bootstrap``
+with the nonparametric bootstrap (the default for them: a parametric one would
+need a model of the censoring); ``--gof`` and ``--plot`` need exact values.
 
 Every problem with the input is one line on standard error and exit code 2
 (see :mod:`nllkit.cli`): a missing file, a missing column (listing the
@@ -48,12 +57,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nllkit import datasets
-from nllkit.cli._data import read_data
+from nllkit.cli._data import Bounds, read_bounds, read_data
 
 if TYPE_CHECKING:
     from nllkit.distributions._family import Family
-    from nllkit.fitting._censored import Censored
-    from nllkit.fitting._result import Fit
+    from nllkit.fitting import Censored, Fit
 
 # The library is imported where it is used, not here: every ``nllkit`` command
 # builds this parser, and importing the families (scipy.stats) costs ~1 s.
@@ -69,8 +77,9 @@ them by AIC.
 With no FILE, fits the embedded dataset {datasets.DEFAULT} (or --dataset NAME;
 'nllkit datasets' lists them) with its default family. A FILE is CSV, TSV,
 Parquet or .npy, or '-' for CSV/TSV on standard input; its family defaults to
-auto. Censored values: a 0/1 column named by --right-censored or
---left-censored marks them."""
+auto. Censored data: --censored LOWER UPPER reads two columns of bounds (an
+empty, NA or NaN cell is an open end), or a 0/1 column named by
+--right-censored or --left-censored marks censored values."""
 
 #: Replaced by the list of families when the help is shown (see _HelpFormatter).
 _FAMILIES = "{families}"
@@ -83,9 +92,11 @@ examples:
   nllkit fit --dataset fatigue-life --family auto --plot fatigue.png
   nllkit fit data.csv --column x --family gamma --ci profile
   nllkit fit data.csv --column x --family normal --fixed loc=0
+  nllkit fit lifetimes.csv --censored lower upper --family weibull
   nllkit datasets heat-flow-meter --csv | nllkit fit - --family normal --format json"""
 
 _CI_CHOICES = ("wald", "profile", "bootstrap")
+_BOOT_KINDS = ("parametric", "nonparametric")
 _PLOT_KINDS = ("all", "density", "qq", "pp", "cdf")
 #: Overlaying more fits than this makes the plots of --family auto unreadable.
 _PLOT_MAX_FITS = 4
@@ -162,9 +173,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ci", choices=_CI_CHOICES, default="wald", help="confidence intervals (default: wald)")
     parser.add_argument(
         "--boot-kind",
-        choices=("parametric", "nonparametric"),
-        default="parametric",
-        help="resample from the fitted law or from the data, for --ci bootstrap (default: parametric)",
+        choices=_BOOT_KINDS,
+        help="resample from the fitted law or from the data, for --ci bootstrap "
+        "(default: parametric; nonparametric, the only kind, for censored data)",
     )
     parser.add_argument("--level", type=_level, default=0.95, help="confidence level (default: 0.95)")
     parser.add_argument("--gof", action="store_true", help="goodness-of-fit tests (KS, CvM, AD; chi-square)")
@@ -181,6 +192,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seed of --ci bootstrap and --gof (default: a fresh one, printed for reruns)",
     )
     censoring = parser.add_mutually_exclusive_group()
+    censoring.add_argument(
+        "--censored",
+        nargs=2,
+        metavar=("LOWER", "UPPER"),
+        help="censored data as two columns of bounds, LOWER <= X <= UPPER: equal is exact, an empty/NA/NaN or "
+        "-inf LOWER left-censored, an empty/NA/NaN or inf UPPER right-censored, else an interval (replaces --column)",
+    )
     censoring.add_argument(
         "--right-censored",
         metavar="FLAG",
@@ -225,7 +243,17 @@ def _load(args: argparse.Namespace) -> _Input:
     if args.file is None:
         if args.column is not None or args.weights is not None:
             raise ValueError("--column and --weights choose columns of a FILE; no FILE was given")
+        censoring = {"--censored": args.censored, "--right-censored": args.right_censored}
+        censoring["--left-censored"] = args.left_censored
+        option = next((name for name, value in censoring.items() if value is not None), None)
+        if option is not None:
+            raise ValueError(f"{option} reads columns of a FILE; no FILE was given (the datasets are uncensored)")
         return _dataset(args.dataset or datasets.DEFAULT)
+    if args.censored is not None:
+        if args.column is not None:
+            raise ValueError("--censored LOWER UPPER names the data's columns; --column cannot be used with it")
+        lower, upper = args.censored
+        return _bounds(read_bounds(args.file, lower, upper, args.weights), args.weights)
     if args.file == "-" and (args.right_censored or args.left_censored):
         raise ValueError("--right-censored and --left-censored read a second column of a FILE, not of standard input")
     column = read_data(args.file, args.column, args.weights)
@@ -248,7 +276,7 @@ def _load(args: argparse.Namespace) -> _Input:
                 f"the first is {flags.values[bad[0]]:g} in {flags.where(int(bad[0]))}"
             )
         marked = flags.values == 1.0
-        from nllkit.fitting._censored import Censored
+        from nllkit.fitting import Censored
 
         make = Censored.right_censored if side == "right" else Censored.left_censored
         censored = make(column.values, marked)
@@ -260,6 +288,34 @@ def _load(args: argparse.Namespace) -> _Input:
         where=column.where,
         header=header,
         record=record,
+        default_family="auto",
+        auto="auto",
+        censored=censored,
+    )
+
+
+def _bounds(bounds: Bounds, weights: str | None) -> _Input:
+    """The input of ``--censored LOWER UPPER``: each row a censored observation, in file order."""
+    from nllkit.fitting import Censored
+
+    censored = Censored.from_bounds(bounds.lower, bounds.upper)
+    kinds = censored.kinds()
+    counts = {kind: int(np.count_nonzero(kinds == kind)) for kind in ("exact", "left", "right", "interval")}
+    described = ", ".join(
+        f"{count} {kind}" + ("-censored" if kind != "exact" else "") for kind, count in counts.items()
+    )
+    return _Input(
+        # A stand-in value per row, for where a value is needed: the finite bound, the lower of two.
+        values=np.where(np.isfinite(censored.lower), censored.lower, censored.upper),
+        weights=bounds.weights,
+        where=bounds.where,
+        header=[f"data: {bounds.description}", f"censored: {described}"],
+        record={
+            "file": bounds.source,
+            "censored": {"lower": bounds.names[0], "upper": bounds.names[1], **counts},
+            "weights": weights,
+            "values": len(censored),
+        },
         default_family="auto",
         auto="auto",
         censored=censored,
@@ -298,16 +354,34 @@ def _dataset(name: str) -> _Input:
 
 
 def _check_support(family: Family, data: _Input) -> None:
-    """Name the count and first row of the values outside the family's support."""
-    bad = family.support.outside(data.values)
+    """Name the count and first row of the values outside the family's support.
+
+    For censored data: the exact values, and the censored rows that lie
+    wholly outside it (probability zero under every member of the family);
+    rows that reach beyond it are fine (the library moves their bounds onto it).
+    """
+    support = family.support
+    if data.censored is None:
+        bad, what = support.outside(data.values), "value(s) are"
+    else:
+        if family.discrete:
+            raise ValueError(f"censored data need a continuous family; got {family.name}, a discrete family")
+        lower, upper = data.censored.lower, data.censored.upper
+        exact = lower == upper
+        bad = np.where(exact, support.outside(lower), (upper <= support.lower) | (lower >= support.upper))
+        what = "row(s) of exact values or censoring bounds are"
     if data.weights is not None:
         bad &= data.weights > 0.0  # values of weight zero are dropped, as by the library
     if bad.any():
         where = np.flatnonzero(bad)
         first = int(where[0])
+        if data.censored is None:
+            value = f"{data.values[first]:g}"
+        else:
+            value = f"[{data.censored.lower[first]:g}, {data.censored.upper[first]:g}]"
         raise ValueError(
-            f"{where.size} value(s) are outside the support of {family.name} ({family.support.describe()}): "
-            f"the first is {data.values[first]:g} in {data.where(first)}"
+            f"{where.size} {what} outside the support of {family.name} ({support.describe()}): "
+            f"the first is {value} in {data.where(first)}"
         )
 
 
@@ -337,15 +411,20 @@ def _check_options(args: argparse.Namespace, auto: bool, censored: bool) -> None
         raise ValueError("--fixed holds a parameter of one family; it cannot be used with --family auto")
     if auto and args.ci != "wald":
         raise ValueError(f"--ci {args.ci} gives intervals of one family's parameters; choose a --family, not auto")
-    if auto and censored:
-        raise ValueError("--family auto compares uncensored fits; choose a --family for censored data")
     if args.n_boot is not None and not (args.gof or args.ci == "bootstrap"):
         raise ValueError("--n-boot sets the bootstrap refits of --ci bootstrap or --gof; neither was given")
-    if args.boot_kind != "parametric" and args.ci != "bootstrap":
+    if args.boot_kind is not None and args.ci != "bootstrap":
         raise ValueError(f"--boot-kind {args.boot_kind} applies to --ci bootstrap; got --ci {args.ci}")
-    if censored and (args.gof or args.ci == "bootstrap" or args.plot is not None):
-        option = "--gof" if args.gof else "--ci bootstrap" if args.ci == "bootstrap" else "--plot"
-        raise ValueError(f"{option} needs uncensored data (resampling or an ECDF of censored data is not supported)")
+    if censored and args.ci == "bootstrap" and args.boot_kind == "parametric":
+        raise ValueError(
+            "--boot-kind parametric needs uncensored data (simulating censored data would need a model of the "
+            "censoring); use --boot-kind nonparametric, which resamples the censored rows"
+        )
+    if censored and (args.gof or args.plot is not None):
+        option = "--gof" if args.gof else "--plot"
+        raise ValueError(
+            f"{option} needs uncensored data (the empirical distribution of censored data is not supported)"
+        )
     if args.plot is not None:
         _check_plot_target(args.plot)
 
@@ -429,8 +508,10 @@ def _seed(args: argparse.Namespace) -> int:
     return int(np.random.SeedSequence().generate_state(1)[0])
 
 
-def _boot_options(args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    options: dict[str, Any] = {"kind": args.boot_kind, "seed": seed}
+def _boot_options(args: argparse.Namespace, seed: int, censored: bool) -> dict[str, Any]:
+    # Censored rows can only be resampled whole: nonparametric is the one kind for them.
+    kind = args.boot_kind or ("nonparametric" if censored else "parametric")
+    options: dict[str, Any] = {"kind": kind, "seed": seed}
     if args.n_boot is not None:
         options["n_boot"] = args.n_boot
     return options
@@ -463,8 +544,7 @@ def _single(args: argparse.Namespace, data: _Input, name: str) -> tuple[list[str
 
     family = get_family(name)
     fixed = _parse_fixed(args.fixed)
-    if data.censored is None:
-        _check_support(family, data)
+    _check_support(family, data)
     values = data.values if data.censored is None else data.censored
     result = _guarded(f"fit {family.name}", lambda: fit(values, family, weights=data.weights, fixed=fixed or None))
     bar = _Bar()
@@ -473,7 +553,7 @@ def _single(args: argparse.Namespace, data: _Input, name: str) -> tuple[list[str
     record: dict[str, Any] = {"fit": result.to_dict()}
     text: list[str] = []
     if args.ci == "bootstrap":
-        options = _boot_options(args, seed)
+        options = _boot_options(args, seed, data.censored is not None)
         try:
             boot = _guarded(
                 "bootstrap", lambda: result.bootstrap(**options, progress=bar.tracker(f"bootstrap {family.name}"))
@@ -516,15 +596,14 @@ def _gof_table(reports: dict[str, Any], seed: int) -> list[str]:
 
 
 def _auto(args: argparse.Namespace, data: _Input) -> tuple[list[str], dict[str, Any], Any]:
-    from nllkit.distributions._registry import auto_families
-    from nllkit.fitting._compare import compare
+    from nllkit.fitting._compare import candidates, compare
 
-    candidates = "auto" if isinstance(data.auto, str) else list(data.auto)
+    values = data.values if data.censored is None else data.censored
+    families = candidates(values) if isinstance(data.auto, str) else tuple(data.auto)
     bar = _Bar()
-    count = len(auto_families(data.values)) if candidates == "auto" else len(candidates)
-    bar.show(0, count, f"fitting {count} families ...")
+    bar.show(0, len(families), f"fitting {len(families)} families ...")
     try:
-        comparison = _guarded("compare families", lambda: compare(data.values, candidates, weights=data.weights))
+        comparison = _guarded("compare families", lambda: compare(values, families, weights=data.weights))
     finally:
         bar.close()
     if comparison.rows[0].fit is None:

@@ -66,6 +66,34 @@ class Frozen:
         """The survival function :math:`P(X > x)`."""
         return self.family.sf(x, *self.theta)
 
+    def logcdf(self, x: Any) -> FloatArray:
+        r"""The log of the cdf, :math:`\log F(x)`, accurate far in the lower tail where :math:`F` underflows.
+
+        Examples
+        --------
+        >>> from scipy import stats
+        >>> from nllkit.distributions._normal import normal
+        >>> d = normal(loc=1.0, scale=2.0)
+        >>> x = [-80.0, 0.0, 3.0]
+        >>> bool(np.allclose(d.logcdf(x), stats.norm(1.0, 2.0).logcdf(x), rtol=1e-12))
+        True
+        """
+        return self.family.logcdf(x, *self.theta)
+
+    def logsf(self, x: Any) -> FloatArray:
+        r"""The log of the survival function, :math:`\log S(x)`, accurate far in the upper tail.
+
+        Examples
+        --------
+        >>> from scipy import stats
+        >>> from nllkit.distributions._positive import weibull
+        >>> d = weibull(shape=1.5, scale=2.0)
+        >>> x = [0.5, 2.0, 300.0]
+        >>> bool(np.allclose(d.logsf(x), stats.weibull_min(1.5, scale=2.0).logsf(x), rtol=1e-12))
+        True
+        """
+        return self.family.logsf(x, *self.theta)
+
     def ppf(self, q: Any) -> FloatArray:
         """The quantile function, the inverse of :meth:`cdf`."""
         return self.family.ppf(q, *self.theta)

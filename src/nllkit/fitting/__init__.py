@@ -1,5 +1,7 @@
 """Maximum-likelihood fitting of univariate families: :func:`fit`, :class:`Fit` and :func:`compare`.
 
+Censored observations (right-, left- and interval-censored) are a
+:class:`Censored`, passed to :func:`fit` or :func:`compare` as the data.
 A :class:`Fit` also gives bootstrap replicates (:meth:`Fit.bootstrap`, a
 :class:`Bootstrap`) and goodness-of-fit tests (:meth:`Fit.gof`, a
 :class:`GoodnessOfFit`).
@@ -10,6 +12,7 @@ family, built in or user-written, fits the same way.
 """
 
 from nllkit.fitting._bootstrap import Bootstrap
+from nllkit.fitting._censored import Censored
 from nllkit.fitting._compare import Comparison, compare
 from nllkit.fitting._fit import fit
 from nllkit.fitting._gof import GoodnessOfFit
@@ -18,6 +21,7 @@ from nllkit.fitting._warnings import ConvergenceWarning, FitWarning, HessianWarn
 
 __all__ = [
     "Bootstrap",
+    "Censored",
     "Comparison",
     "ConvergenceWarning",
     "Fit",

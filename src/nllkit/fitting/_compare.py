@@ -11,12 +11,13 @@ from typing import Any
 import numpy as np
 
 from nllkit.distributions._family import Family, Sample
-from nllkit.distributions._registry import auto_families
-from nllkit.fitting._fit import check_values, fit
+from nllkit.distributions._registry import AUTO_FAMILIES, auto_families, support_kind
+from nllkit.fitting._censored import Censored
+from nllkit.fitting._fit import check_values, check_weights, fit
 from nllkit.fitting._result import Fit
 from nllkit.fitting._warnings import FitWarning
 
-__all__ = ["Comparison", "Row", "compare", "ks_distance"]
+__all__ = ["Comparison", "Row", "candidates", "compare", "ks_distance"]
 
 
 def ks_distance(table: Sample, family: Family, theta: np.ndarray) -> float:
@@ -106,11 +107,14 @@ class Comparison:
     Akaike weight :math:`e^{-\Delta/2} / \sum_j e^{-\Delta_j/2}` over the fits
     that succeeded; ``ks`` is the Kolmogorov-Smirnov distance of the fitted
     CDF (a description, not a test: its null distribution ignores that the
-    parameters were estimated).
+    parameters were estimated). Censored data have no ECDF to measure it
+    against: ``ks`` is NaN, the printed table leaves the column out, and
+    ``note`` says why.
     """
 
     rows: tuple[Row, ...]
     n: float = field(default=math.nan)
+    note: str = ""
 
     @property
     def best(self) -> Fit:
@@ -134,7 +138,7 @@ class Comparison:
         return self.rows[key]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "rows": [row.to_dict() for row in self.rows]}
+        return {"n": self.n, "rows": [row.to_dict() for row in self.rows], "note": self.note}
 
     def plot(self, kind: str = "all", *, ax: Any = None, families: Sequence[str] | None = None) -> Any:
         """The fits overlaid on the diagnostic plots of :meth:`Fit.plot` (needs matplotlib).
@@ -179,7 +183,9 @@ class Comparison:
 
     def __str__(self) -> str:
         header = ("family", "k", "loglik", "AIC", "dAIC", "weight", "BIC", "KS", "converged", "parameters")
-        lines = [header]
+        # Censored data: every KS is NaN, and a column of "nan" says less than the note.
+        show = [j for j in range(len(header)) if header[j] != "KS" or not self.note]
+        lines: list[tuple[str, ...]] = [header]
         for row in self.rows:
             if row.fit is None:
                 lines.append((row.family, "", "", "", "", "", "", "", "error", str(row.error)))
@@ -199,12 +205,34 @@ class Comparison:
                     params,
                 )
             )
-        widths = [max(len(line[j]) for line in lines) for j in range(len(header) - 1)]
+        lines = [tuple(line[j] for j in show) for line in lines]
+        widths = [max(len(line[j]) for line in lines) for j in range(len(show) - 1)]
         text = []
         for line in lines:
             cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:], strict=True)]
             text.append(("  ".join(cells) + "  " + line[-1]).rstrip())
-        return "\n".join(text)
+        return "\n".join(text + ([self.note] if self.note else []))
+
+
+def candidates(data: Any) -> tuple[str, ...]:
+    """The names of the families that ``compare(data, 'auto')`` fits.
+
+    For an array, :func:`~nllkit.distributions._registry.auto_families`. For
+    :class:`Censored` data, the continuous families of the support of the
+    finite bounds: integer bounds (lifetimes in whole months, say) are not
+    counts, as censored fits are for continuous families only.
+
+    Examples
+    --------
+    >>> candidates(Censored([1.0, 2.0], right=[3.0]))
+    ('normal', 'student_t', 'laplace', 'logistic', 'lognormal', 'exponential', 'gamma', 'weibull')
+    """
+    if not isinstance(data, Censored):
+        return auto_families(np.asarray(data, dtype=float))
+    bounds = np.concatenate([data.lower, data.upper])
+    kind = support_kind(bounds[np.isfinite(bounds)])
+    # Counts are non-negative: the positive families (the real ones among them) are the continuous choice.
+    return AUTO_FAMILIES["positive" if kind in ("binary", "counts") else kind]
 
 
 def compare(data: Any, families: Sequence[Any] | str = "auto", *, weights: Any = None) -> Comparison:
@@ -212,16 +240,20 @@ def compare(data: Any, families: Sequence[Any] | str = "auto", *, weights: Any =
 
     Parameters
     ----------
-    data : array_like
-        Real, finite values.
+    data : array_like or Censored
+        Real, finite values, or censored observations (each family is then
+        fitted with the censored likelihood, as :func:`fit` does; the KS
+        distance is NaN, as censored data have no ECDF, and the table says so).
     families : sequence of (str or Family), or 'auto'
         The candidates; ``'auto'`` picks them from the data's support: reals
         give normal, student_t, laplace, logistic; positive values add
         lognormal, exponential, gamma, weibull; values in (0, 1) add beta;
         non-negative integers give poisson, geometric, negative_binomial and
-        the zero-inflated Poisson and negative binomial; only 0 and 1 give bernoulli.
+        the zero-inflated Poisson and negative binomial; only 0 and 1 give
+        bernoulli. For censored data, the continuous families of the support
+        of the finite bounds (see :func:`candidates`).
     weights : array_like, optional
-        As for :func:`fit`.
+        As for :func:`fit` (one per row of a ``Censored``).
 
     Returns
     -------
@@ -234,24 +266,33 @@ def compare(data: Any, families: Sequence[Any] | str = "auto", *, weights: Any =
     Examples
     --------
     >>> import numpy as np
-    >>> from nllkit.fitting import compare
+    >>> from nllkit.fitting import Censored, compare
     >>> x = np.random.default_rng(1).normal(size=500)
     >>> compare(x, ["normal"]).best.family.name
     'normal'
+    >>> t = np.random.default_rng(2).weibull(2.0, size=200)
+    >>> times = Censored.right_censored(np.minimum(t, 1.2), t > 1.2)
+    >>> comparison = compare(times, ["weibull", "exponential"])
+    >>> [row.family for row in comparison], comparison.note
+    (['weibull', 'exponential'], 'KS omitted: censored data (43 of 200 observations censored) have no ECDF')
     """
-    x, w = check_values("compare", data, weights)
+    censored = isinstance(data, Censored)
+    if censored:
+        x, w = data, check_weights("compare", len(data), weights)
+    else:
+        x, w = check_values("compare", data, weights)
     if isinstance(families, str):
         if families != "auto":
             raise ValueError(f"compare: families must be 'auto' or a sequence of families; got {families!r}")
-        candidates: Sequence[Any] = auto_families(x)
+        chosen: Sequence[Any] = candidates(x)
     else:
-        candidates = list(families)
-        if not candidates:
+        chosen = list(families)
+        if not chosen:
             raise ValueError("compare: families must name at least one family; got none")
 
     table: Sample | None = None
     rows = []
-    for candidate in candidates:
+    for candidate in chosen:
         name = candidate.name if isinstance(candidate, Family) else str(candidate)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -260,13 +301,13 @@ def compare(data: Any, families: Sequence[Any] | str = "auto", *, weights: Any =
             except Exception as error:  # a family that fails is a row of the table, not a failure of it
                 rows.append(Row(name, error=f"{type(error).__name__}: {error}"))
                 continue
-        if table is None:
+        if table is None and not censored:
             table = Sample(x, w).compressed()
         rows.append(
             Row(
                 result.family.name,
                 result,
-                ks=ks_distance(table, result.family, result.theta),
+                ks=math.nan if table is None else ks_distance(table, result.family, result.theta),
                 warnings=tuple(str(w.message) for w in caught),
             )
         )
@@ -284,4 +325,8 @@ def compare(data: Any, families: Sequence[Any] | str = "auto", *, weights: Any =
     if noisy:
         warnings.warn(f"compare: {len(noisy)} fit(s) gave warnings: {'; '.join(noisy)}", FitWarning, stacklevel=2)
     n = next((row.fit.n for row in ranked if row.fit is not None), math.nan)
-    return Comparison(tuple(ranked), n)
+    note = ""
+    if censored:
+        count = float(np.sum(w[data.lower != data.upper]))
+        note = f"KS omitted: censored data ({count:g} of {float(np.sum(w)):g} observations censored) have no ECDF"
+    return Comparison(tuple(ranked), n, note)

@@ -401,6 +401,24 @@ class Fit:
             The intervals, as for :meth:`ci` (95% Wald by default).
         gof : GoodnessOfFit, optional
             A :meth:`gof` result, whose table is appended.
+
+        Notes
+        -----
+        For censored data a line says how many observations (total weight)
+        were exact and left-, right- or interval-censored; rows that carry no
+        information (censored beyond the support) are counted in ``n`` only.
+
+        Examples
+        --------
+        >>> from nllkit.fitting import Censored, fit
+        >>> data = Censored([1.2, 0.4, 2.2], right=[3.0, 3.0], interval=[[0.5, 1.0]])
+        >>> print(fit(data, "exponential").summary())  # doctest: +ELLIPSIS
+        exponential fitted by maximum likelihood
+        parameter  estimate      SE           95% CI (Wald)
+        rate       0.379431  0.1898  [0.00745622, 0.751406]
+        loglik -8.57098  AIC 19.142  AICc 20.142  BIC 18.9337  n 6  k 1
+        converged: yes; ...
+        censored data: 3 exact, 2 right-censored, 1 interval-censored (n 6)
         """
         names = self.family.param_names
         ci = self.ci(level, method, **options)
@@ -417,9 +435,22 @@ class Fit:
             f"n {self.n:g}  k {self.k}"
         )
         lines.append(f"converged: {'yes' if self.converged else 'NO'}; {self.message}")
+        censoring = self._censoring()
+        if censoring:
+            lines.append(censoring)
         if gof is not None:
             lines.append(str(gof))
         return "\n".join(lines)
+
+    def _censoring(self) -> str:
+        """The summary's line on censored data: the weight of each kind of observation ('' without censoring)."""
+        data = self._problem.sample
+        if isinstance(data, Sample):
+            return ""
+        kinds = {"exact": data.exact, "left-censored": data.left, "right-censored": data.right}
+        kinds["interval-censored"] = data.interval
+        counts = ", ".join(f"{part.n:g} {kind}" for kind, part in kinds.items() if part.n > 0.0)
+        return f"censored data: {counts} (n {data.n:g})"
 
     def to_dict(self) -> dict[str, Any]:
         """Everything as plain Python floats, lists, strings and bools (``json.dumps`` takes it; NaN stays NaN)."""
