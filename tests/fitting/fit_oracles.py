@@ -10,13 +10,11 @@ differences of scipy's log-density sum in the natural parameters.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pytest
 from scipy import optimize
 from scipy import stats as st
 
@@ -106,24 +104,8 @@ ORACLES: dict[str, Oracle] = {
 }
 
 
-def available(name: str) -> Any:
-    """The family, or a skip while its module is not written yet."""
-    try:
-        return get_family(name)
-    except ImportError as error:
-        pytest.skip(f"{name}: {error}")
-
-
 def oracle_names() -> list[str]:
     return [name for name in FAMILY_NAMES if name in ORACLES]
-
-
-def module_exists(name: str) -> bool:
-    try:
-        get_family(name)
-    except ImportError:
-        return False
-    return True
 
 
 def _to_u(family: Any, theta: np.ndarray) -> np.ndarray:
@@ -178,11 +160,4 @@ def reference_se(name: str, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     return se
 
 
-def import_module_or_skip(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        pytest.skip(f"{name} is not installed")
-
-
-__all__ = ["ORACLES", "available", "import_module_or_skip", "oracle_names", "reference_mle", "reference_se"]
+__all__ = ["ORACLES", "oracle_names", "reference_mle", "reference_se"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as st
 
-from nllkit.fitting import Bootstrap, FitWarning, fit
+from nllkit.fitting import Bootstrap, Censored, FitWarning, fit
 
 KINDS = ("parametric", "nonparametric")
 
@@ -206,11 +206,10 @@ def test_errors(call, error, message):
 
 
 def test_censored_rows_are_resampled_whole():
-    censored_module = pytest.importorskip("nllkit.fitting._censored")
     rng = np.random.default_rng(11)
     x, c = rng.exponential(2.0, size=60), rng.exponential(3.0, size=60)
     time, event = np.minimum(x, c), x <= c
-    result = fit(censored_module.Censored(time[event], right=time[~event]), "exponential")
+    result = fit(Censored(time[event], right=time[~event]), "exponential")
     boot = result.bootstrap(8, kind="nonparametric", seed=0)
     assert boot.n_failed == 0
     # With right censoring the exponential MLE is events / total time; rows go exact first, then right-censored.

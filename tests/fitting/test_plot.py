@@ -19,8 +19,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from nllkit import datasets  # noqa: E402
-from nllkit.fitting import compare, fit  # noqa: E402
-from nllkit.fitting._censored import Censored  # noqa: E402
+from nllkit.fitting import (  # noqa: E402
+    Censored,
+    compare,
+    fit,
+)
 from nllkit.fitting._plot import MAX_POINTS, positions  # noqa: E402
 
 

@@ -139,7 +139,7 @@ class Censored:
     --------
     >>> import numpy as np
     >>> from nllkit.fitting import fit
-    >>> from nllkit.fitting._censored import Censored
+    >>> from nllkit.fitting import Censored
     >>> data = Censored([1.2, 0.4, 2.2], right=[3.0, 3.0], interval=[[0.5, 1.0]])
     >>> data
     Censored(3 exact, 0 left-censored, 2 right-censored, 1 interval-censored)

@@ -198,7 +198,7 @@ def fit(data: Any, family: Any, *, weights: Any = None, fixed: Mapping[str, Any]
 
     .. math:: \mathrm{NLL}(\theta) = -\sum_i w_i \log f(x_i; \theta)
 
-    over the free parameters (for censored data, a :class:`~nllkit.fitting._censored.Censored`,
+    over the free parameters (for censored data, a :class:`~nllkit.fitting.Censored`,
     the censored rows contribute :math:`\log F`, :math:`\log S` or the log
     probability of their interval instead of :math:`\log f`). A closed-form estimate is used where the family
     has one and nothing is held fixed; otherwise Newton's method in a trust
@@ -219,7 +219,7 @@ def fit(data: Any, family: Any, *, weights: Any = None, fixed: Mapping[str, Any]
     data : array_like or Censored
         Real values in the family's support; flattened. Discrete data are
         compressed to a table of distinct values and their total weights.
-        A :class:`~nllkit.fitting._censored.Censored` holds exact, left-,
+        A :class:`~nllkit.fitting.Censored` holds exact, left-,
         right- and interval-censored observations (continuous families only):
         the censored part of the NLL is minimized by L-BFGS-B with
         central-difference derivatives, and the covariance comes from central
@@ -273,7 +273,7 @@ def fit(data: Any, family: Any, *, weights: Any = None, fixed: Mapping[str, Any]
 
     Survival times, the last two still running at the end of the study:
 
-    >>> from nllkit.fitting._censored import Censored
+    >>> from nllkit.fitting import Censored
     >>> times = Censored.right_censored([2.0, 3.5, 1.0, 6.0, 6.0], [False, False, False, True, True])
     >>> round(fit(times, "exponential").params["rate"], 6)  # events / total time
     0.162162
