@@ -6,10 +6,13 @@ Each ``*_fused`` function takes exactly the arguments of the generic forward
 of its loss (``_poisson_forward`` and so on) plus ``need_grad``, and returns
 what that forward returns, ``(out, pullback)``, or ``None`` to decline (then
 the generic path runs). The values are those of the generic path up to
-rounding: the formulas are the same and evaluated in the same order and
-dtype (float16 and bfloat16 in float32), but ``exp``/``log`` are the kernels'
-own (within 1.05 ulp), products may be fused (FMA), and sums are accumulated
-in float64.
+rounding: the formulas are the same, evaluated in the same dtype (float16
+and bfloat16 in float32) and mostly the same order, but ``exp``/``log`` are
+the kernels' own (within 1.05 ulp), the gradient factor (cotangent over the
+divisor) is applied last, and sums are accumulated in float64.
+``tests/test_fused_elementwise.py`` holds them to 4 ulp at the scale of the
+operands. The loss is the same to the bit whether or not the gradients are
+computed with it, and whatever the number of threads.
 
 Layouts: `target` must have the input's shape (a broadcast target is
 declined). An auxiliary array (``var``, ``weight``, ``pos_weight``) may have
@@ -27,18 +30,27 @@ whole cotangent array, so the pullback always runs one fused pass reading the
 operands and the cotangent; precomputing elementwise gradients in the forward
 would only add a write and a read of each of them (and cannot give the
 per-row sum that a per-row ``var`` needs).
+
+Threads: a pass is cut into the kernels' tasks (about 32k elements each);
+contiguous ranges of tasks run on ``nllkit.get_num_threads()`` Python
+threads (the kernels release the GIL), never more threads than tasks, so a
+small input runs on the calling thread alone.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from nllkit._autodiff import Pullback
+from nllkit._kernels._threads import _cores, get_num_threads
 from nllkit._xp import Array, float_result_type, namespace, numel, to_dtype, work_dtype
+from nllkit.losses._gaussian import _HALF_LOG_2PI
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -55,22 +67,23 @@ def poisson_fused(
     reduction: str,
     need_grad: bool,
 ) -> Result:
-    """Fused ``_poisson_forward``; see the module docstring."""
-    from nllkit._kernels import _elementwise as k
+    r"""Fused ``_poisson_forward``: :math:`e^x - t x` or :math:`x - t \log(x + \epsilon)`,
+    plus Stirling's :math:`t \log t - t + \tfrac12 \log(2\pi t)` where ``full`` and :math:`t > 1`.
 
-    return _fused(
-        k.POISSON,
-        bool(log_input),
-        bool(full),
-        input,
-        target,
-        [],
-        out_dtype=_common_dtype(input, target) or float_result_type(input, target, xp=namespace(input, target)),
-        p=eps,
-        reduction=reduction,
-        batch=None,
-        need_grad=need_grad,
-    )
+    Parameters
+    ----------
+    input, target, log_input, full, eps, reduction
+        As for ``_poisson_forward``; a `target` that broadcasts is declined.
+    need_grad : bool
+        Compute the gradients in the same pass (see the module docstring).
+
+    Returns
+    -------
+    tuple or None
+        ``(out, pullback)``, the pullback giving ``(grad_input, grad_target)``.
+    """
+    out_dtype = _common_dtype(input, target) or float_result_type(input, target, xp=namespace(input, target))
+    return _fused(_kernels().POISSON, (log_input, full), (eps, 0.0), input, target, [], out_dtype, reduction, need_grad)
 
 
 def gaussian_fused(
@@ -84,45 +97,37 @@ def gaussian_fused(
     var_shape: tuple[int, ...],
     need_grad: bool,
 ) -> Result:
-    """Fused ``_gaussian_forward``; see the module docstring."""
-    from nllkit._kernels import _elementwise as k
+    r"""Fused ``_gaussian_forward``: :math:`\tfrac12(\log v + (x - t)^2 / v)` with
+    :math:`v = \max(\mathrm{var}, \epsilon)` (a straight-through clamp), plus
+    :math:`\tfrac12 \log 2\pi` if ``full``.
 
-    return _fused(
-        k.GAUSSIAN,
-        bool(full),
-        False,
-        input,
-        target,
-        [(var, tuple(var_shape))],
-        out_dtype=_common_dtype(input, target, var)
-        or float_result_type(input, target, var, xp=namespace(input, target, var)),
-        p=eps,
-        reduction=reduction,
-        batch=None,
-        need_grad=need_grad,
-        aux_differentiable=True,
+    `var` is read as `var_shape`: the input's shape, or one variance per row
+    (``input.shape[:-1] + (1,)``); its other layouts are declined. The other
+    arguments are ``_gaussian_forward``'s, plus `need_grad`; the pullback gives
+    ``(grad_input, grad_target, grad_var)``.
+    """
+    out_dtype = _common_dtype(input, target, var) or float_result_type(
+        input, target, var, xp=namespace(input, target, var)
     )
+    # The constant of `full` is the loss's second scalar (0 adds nothing).
+    scalars = (eps, _HALF_LOG_2PI if full else 0.0)
+    aux = [(var, tuple(var_shape))]
+    return _fused(_kernels().GAUSSIAN, (0, 0), scalars, input, target, aux, out_dtype, reduction, need_grad, True)
 
 
 def bce_fused(
     input: np.ndarray, target: np.ndarray, weight: np.ndarray | None, *, reduction: str, need_grad: bool
 ) -> Result:
-    """Fused ``_bce_forward``; see the module docstring."""
-    from nllkit._kernels import _elementwise as k
+    r"""Fused ``_bce_forward``: :math:`w[(y - 1)\max(\log(1 - x), -100) - y \max(\log x, -100)]`,
+    with PyTorch's gradients :math:`w (x - y) / \max(x(1 - x), 10^{-12})` and
+    :math:`w(\log(1 - x) - \log x)`.
 
-    return _fused(
-        k.BCE,
-        False,
-        False,
-        input,
-        target,
-        [_aux(weight)],
-        out_dtype=_common_dtype(input, target) or namespace(input).result_type(input, target),
-        p=0.0,
-        reduction=reduction,
-        batch=None,
-        need_grad=need_grad,
-    )
+    `weight` may have the input's shape, be one row shared by all rows, one
+    value per row, or one value; other broadcasts are declined. The pullback
+    gives ``(grad_input, grad_target, None)``.
+    """
+    out_dtype = _common_dtype(input, target) or namespace(input).result_type(input, target)
+    return _fused(_kernels().BCE, (0, 0), (0.0, 0.0), input, target, [_aux(weight)], out_dtype, reduction, need_grad)
 
 
 def bce_logits_fused(
@@ -134,45 +139,42 @@ def bce_logits_fused(
     reduction: str,
     need_grad: bool,
 ) -> Result:
-    """Fused ``_bce_logits_forward``; see the module docstring."""
-    from nllkit._kernels import _elementwise as k
+    r"""Fused ``_bce_logits_forward``: :math:`w[(1 - y) x - (1 + (p - 1) y) \log\sigma(x)]`
+    with :math:`\log\sigma(x) = \min(x, 0) - \log(1 + e^{-|x|})`.
 
-    return _fused(
-        k.BCE_LOGITS,
-        False,
-        False,
-        input,
-        target,
-        [_aux(weight), _aux(pos_weight)],
-        out_dtype=_common_dtype(input, target) or namespace(input).result_type(input, target),
-        p=0.0,
-        reduction=reduction,
-        batch=None,
-        need_grad=need_grad,
-    )
+    `weight` and `pos_weight` each take the layouts of :func:`bce_fused`'s
+    `weight` (`pos_weight` of shape ``(C,)`` is one row shared by all rows).
+    The pullback gives ``(grad_input, grad_target, None, None)``.
+    """
+    out_dtype = _common_dtype(input, target) or namespace(input).result_type(input, target)
+    # The second scalar says whether pos_weight is given: the formula differs (see
+    # nllkit._kernels._elementwise._bce_logits).
+    scalars = (0.0, float(pos_weight is not None))
+    aux = [_aux(weight), _aux(pos_weight)]
+    return _fused(_kernels().BCE_LOGITS, (0, 0), scalars, input, target, aux, out_dtype, reduction, need_grad)
 
 
 def kl_fused(input: np.ndarray, target: np.ndarray, *, reduction: str, log_target: bool, need_grad: bool) -> Result:
-    """Fused ``_kl_forward``; see the module docstring."""
-    from nllkit._kernels import _elementwise as k
-
+    r"""Fused ``_kl_forward``: :math:`t(\log t - x)` (:math:`0 \log 0 = 0`) or, with
+    ``log_target``, :math:`e^t (t - x)`. ``'batchmean'`` divides by the
+    input's first axis (the plain sum for a 0-d input). The pullback gives
+    ``(grad_input, grad_target)``.
+    """
+    out_dtype = _common_dtype(input, target) or namespace(input).result_type(input, target)
+    batch = input.shape[0] if input.ndim else 1
     return _fused(
-        k.KL,
-        bool(log_target),
-        False,
-        input,
-        target,
-        [],
-        out_dtype=_common_dtype(input, target) or namespace(input).result_type(input, target),
-        p=0.0,
-        reduction=reduction,
-        # 'batchmean' divides by the first axis of the input (the plain sum for 0-d input).
-        batch=input.shape[0] if input.ndim else 1,
-        need_grad=need_grad,
+        _kernels().KL, (log_target, 0), (0.0, 0.0), input, target, [], out_dtype, reduction, need_grad, batch=batch
     )
 
 
 # --- the shared machinery ----------------------------------------------------------------------
+
+
+def _kernels() -> Any:
+    """The kernel module, imported on first use: it compiles at import."""
+    from nllkit._kernels import _elementwise
+
+    return _elementwise
 
 
 def _common_dtype(*arrays: np.ndarray) -> np.dtype | None:
@@ -189,8 +191,7 @@ def _aux(a: np.ndarray | None) -> tuple[np.ndarray, tuple[int, ...]] | None:
 def _layout(aux_shape: tuple[int, ...], shape: tuple[int, ...]) -> tuple[int, int] | None:
     """How the kernel reads an auxiliary array that broadcasts to `shape`:
     ``(VECTOR or PER_ROW, row stride)``, or None for a layout it does not take."""
-    from nllkit._kernels import _elementwise as k
-
+    k = _kernels()
     if len(aux_shape) > len(shape):
         return None
     if not shape:
@@ -221,6 +222,32 @@ def _flat(a: Any, dtype: np.dtype) -> np.ndarray:
     return flat
 
 
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The worker threads (one per core), made on first use, and again in a
+    forked child, which does not inherit the parent's threads."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(_cores(), thread_name_prefix="nllkit"))
+    return _pool[1]
+
+
+def _launch(run_kernel: Any, tasks: int, *args: Any) -> None:
+    """``run_kernel(task0, task1, *args)`` over all `tasks`, in contiguous
+    ranges on nllkit's number of threads (no more threads than tasks; the
+    calling thread takes the first range). The kernels release the GIL, and
+    each task writes only its own outputs, so the result does not depend on
+    the number of threads."""
+    threads = min(get_num_threads(), tasks)
+    bounds = [tasks * i // threads for i in range(threads + 1)]
+    others = [_executor().submit(run_kernel, bounds[i], bounds[i + 1], *args) for i in range(1, threads)]
+    run_kernel(bounds[0], bounds[1], *args)
+    for future in others:
+        future.result()
+
+
 def _is_unit(cotangent: Any) -> bool:
     try:
         return np.ndim(cotangent) == 0 and float(cotangent) == 1.0
@@ -230,27 +257,47 @@ def _is_unit(cotangent: Any) -> bool:
 
 def _fused(
     kind: int,
-    f1: bool,
-    f2: bool,
+    flags: tuple[bool | int, bool | int],
+    scalars: tuple[float, float],
     input: np.ndarray,
     target: np.ndarray,
     aux: Sequence[tuple[np.ndarray, tuple[int, ...]] | None],
-    *,
     out_dtype: Any,
-    p: float,
     reduction: str,
-    batch: int | None,
     need_grad: bool,
     aux_differentiable: bool = False,
+    *,
+    batch: int | None = None,
 ) -> Result:
-    """The fused forward of one loss, or None to decline.
+    """The fused forward of loss `kind`, or None to decline.
 
-    `aux` holds up to two ``(array, shape it is read as)`` pairs (None where
-    absent); with `aux_differentiable` the first one gets a gradient.
+    Parameters
+    ----------
+    kind : int
+        The loss (``POISSON`` ... ``KL`` of :mod:`nllkit._kernels._elementwise`).
+    flags, scalars
+        The loss's flags ``f1, f2`` and scalars ``p, q`` (see
+        :func:`nllkit._kernels._elementwise.kernel`).
+    input, target : numpy.ndarray
+        Of the same shape (else declined).
+    aux : sequence
+        Up to two ``(array, shape it is read as)`` pairs, None where absent.
+    out_dtype
+        The generic forward's result dtype.
+    reduction : str
+    need_grad : bool
+        Compute the gradients in the forward pass.
+    aux_differentiable : bool
+        The first auxiliary array gets a gradient (Gaussian ``var``).
+    batch : int, optional
+        The divisor of ``'batchmean'``.
+
+    Returns
+    -------
+    tuple or None
+        ``(out, pullback)``, as the generic forward.
     """
-    from nllkit._kernels import _elementwise as k
-    from nllkit._kernels._threads import apply_thread_setting
-
+    k = _kernels()
     xp = namespace(input)
     dtype = np.dtype(work_dtype(out_dtype, xp))
     shape = tuple(input.shape)
@@ -291,23 +338,38 @@ def _fused(
         return _empty(xp, input, target, aux_arg, len(aux), shape, dtype, out_dtype, reduction, divisor)
 
     x, t = _flat(input, dtype), _flat(target, dtype)
-    param = typ(p)
     aux_grad_size = n if aux_grad == k.AUX_ELEMENTWISE else rows
+    if all(m != k.PER_ROW or s == 0 for m, s in zip(modes, strides, strict=True)) and all(
+        m != k.VECTOR or s == cols for m, s in zip(modes, strides, strict=True)
+    ):
+        # Nothing depends on the row: read the data as one long row, so that short
+        # rows do not cut the inner loops short.
+        rows, cols = 1, n
+    split, per_row, _, tasks = k.partition(rows, cols)
+    run_kernel = k.kernel(kind)
+    p, q = typ(scalars[0]), typ(scalars[1])
+    f1, f2 = (int(bool(f)) for f in flags)
 
     def run(loss: int, grad: bool, scale: Any, cot: np.ndarray) -> tuple[float, np.ndarray, list[np.ndarray]]:
         """One kernel pass; returns the loss sum, the loss array and the gradients."""
-        apply_thread_setting()
-        run_kernel = k.kernel(kind, f1, f2, grad, modes[0], modes[1], aux_grad if grad else k.AUX_NONE)
         out = np.empty(n, dtype) if loss == k.WRITE else empty
-        grads = [np.empty(n, dtype), np.empty(n, dtype)] if grad else []
+        grads = [np.empty(n, dtype), np.empty(n, dtype)] if grad else [empty, empty]
+        row_sums = grad and aux_grad == k.AUX_ROW_SUM
         ga = np.empty(aux_grad_size, dtype) if grad and aux_grad != k.AUX_NONE else empty
-        total = run_kernel(
-            x, t, flats[0], flats[1], cot, out, *(grads or (empty, empty)), ga,
-            param, typ(scale), loss, rows, cols, strides[0], strides[1],
+        parts = np.zeros(tasks if loss == k.REDUCE else 0)
+        row_parts = np.zeros(tasks if row_sums and split else 0)
+        options = (rows, cols, f1, f2, int(grad), loss, modes[0], strides[0], modes[1], strides[1])
+        _launch(
+            run_kernel, tasks, x, t, flats[0], flats[1], cot, out, *grads, ga, parts, row_parts,
+            p, q, typ(scale), (*options, aux_grad if grad else k.AUX_NONE),
         )  # fmt: skip
+        if row_parts.size:
+            # Rows cut into pieces: each row's sum is that of its pieces.
+            ga[:] = [math.fsum(row_parts[i * per_row : (i + 1) * per_row]) for i in range(rows)]
         if ga is not empty:
             grads.append(ga)
-        return total, out, grads
+        # fsum: exactly rounded, whatever the number of tasks.
+        return math.fsum(parts), out, grads
 
     def shaped(grads: list[np.ndarray]) -> tuple[Any, ...]:
         """The gradients in their arguments' shapes, None for the undifferentiated ones."""
