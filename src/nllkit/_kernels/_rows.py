@@ -3,13 +3,15 @@ class-probability targets), log-softmax, softmax and log-sum-exp.
 
 Two layouts, both C-contiguous, the class axis of length ``C``:
 
-* **rows** ``(R, C)``: each row is one distribution; rows are split over
-  threads (``prange`` over blocks of rows);
+* **rows** ``(R, C)``: each row is one distribution; each kernel computes the
+  rows ``[r0, r1)``, and the caller runs blocks of rows on its own threads (the
+  kernels release the GIL; Numba's ``parallel=True`` would add seconds of
+  compilation to every signature);
 * **strided** ``(N, C, D)`` with ``D > 1``: the distribution of position
   ``(n, d)`` is the column ``x[n, :, d]``. No transposed copy is made: a task
   handles a tile of ``TD`` contiguous positions, looping over classes outside
   and positions inside, with per-position running buffers of length ``TD``;
-  tasks ``(n, tile)`` are split over threads.
+  tasks ``(n, tile)`` are split over threads in the same way.
 
 Storage dtypes: float32, float64, and bfloat16 passed as its ``uint16`` bit
 pattern (converted to float32 in registers: ``bits << 16``; results rounded
@@ -31,6 +33,14 @@ the gradient coefficient of the softmax ``K`` and the constant part ``b``
 are not stored as intermediate ``e`` (that would round twice): pass 2 only
 sums, pass 3 recomputes ``exp`` (two per element).
 
+Compilation: one signature per kernel and storage dtype. Options (weights,
+ignore_index, label smoothing, z-loss, soft-cap, loss only or with gradient)
+are runtime values, not compile-time variants: the loss only runs the same
+code with scratch in place of the gradient, so that the loss is the same to
+the bit either way. The pieces of a row are shared ``@njit`` helpers, typed
+once per storage dtype; functions with many arguments are left unannotated
+(Numba types them from the call; their docstrings give the shapes).
+
 Floating-point flags: ``reassoc`` (vectorized sums), ``contract`` (FMA),
 ``nsz``, ``arcp``; never ``nnan``/``ninf``, because NaN and infinities must
 propagate as in the generic path: a row holding NaN or ``+inf``, or only
@@ -44,7 +54,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.extending import intrinsic, overload
 
 from nllkit._kernels._exp import exp32_nonpos, exp64_nonpos, log64_pos
@@ -201,6 +211,14 @@ def _u(typingctx: Any, i: Any) -> Any:
     return types.uint64(i), codegen
 
 
+@njit(fastmath={"contract", "nsz"}, cache=True, error_model="numpy")
+def _sub2(a: Any, b: Any, c: Any) -> Any:
+    """``(a - b) - c`` in this order (no ``reassoc`` here, which would rewrite it
+    as ``a - (b + c)`` and lose ``c`` next to a huge ``b``; inlined into loops,
+    it keeps its own flags and still vectorizes)."""
+    return (a - b) - c
+
+
 def _exp(v):
     """``exp(v)`` for ``v <= 0`` or NaN (always ``x - max``): results below
     ``2**-125`` (float32) or ``2**-1021`` (float64) are flushed to 0."""
@@ -316,21 +334,21 @@ def _chunk_max(src: Any, lo: int, hi: int) -> Any:
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _chunk_max_wsum(src: Any, lo: int, hi: int, w: Any) -> Any:
-    """Chunk maximum and ``sum_c w_c src_c`` (``sum_c src_c`` when ``w`` is empty), float64."""
-    m = _cin(src[lo])
+def _chunk_wsum_rel(src: Any, lo: int, hi: int, w: Any, ms: Any) -> Any:
+    """``(sum_c w_c (src_c - ms), sum_c w_c)`` in float64 (``w`` empty means 1).
+    Relative to the chunk's maximum, the terms share one sign (for ``w >= 0``):
+    no cancellation, unlike ``W M - sum_c w_c x_c`` with large logits."""
     s = 0.0
+    sw = 0.0
     if w.shape[0] == 0:
         for c in range(_u(lo), _u(hi)):
-            v = _cin(src[c])
-            m = _fmax(m, v)
-            s += v
+            s += _cin(src[c]) - ms
+        sw = np.float64(hi - lo)
     else:
         for c in range(_u(lo), _u(hi)):
-            v = _cin(src[c])
-            m = _fmax(m, v)
-            s += w[c] * v
-    return m, s
+            s += w[c] * (_cin(src[c]) - ms)
+            sw += w[c]
+    return s, sw
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
@@ -418,41 +436,66 @@ def _softcap_row(xr: Any, cap: Any, xs: Any, ds: Any) -> None:
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _row_stats(src: Any, dst: Any, w: Any, smooth: bool, mk: Any, sk: Any, inplace: bool) -> Any:
-    """Passes 1 and 2 over a row. Returns ``(M, S, sx)`` with the row maximum
-    ``M`` (float64), ``S = sum_c exp(src_c - M)`` and ``sx = sum_c w_c src_c``
-    (when ``smooth``); ``mk[k]`` and ``sk[k]`` get chunk ``k``'s maximum and sum."""
+def _chunk_scratch(n: int, w: Any) -> Any:
+    """Per-chunk scratch for a row of ``n``: maxima ``mk`` (compute dtype) and
+    ``sk`` (float64): sums of exponentials, and the two sums of :func:`_row_stats`."""
+    nch = (n + _CH - 1) // _CH
+    return np.empty(nch, dtype=w.dtype), np.empty((3, nch))
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy")
+def _row_stats(src, dst, w, pre, t, gt, a, bq, mk, sk, inplace) -> Any:
+    """Passes 1 and 2 over a row. Returns ``(M, S, sx, sw)``: the row maximum
+    ``M`` (float64), ``S = sum_c exp(src_c - M)``, and by ``pre``:
+
+    * 0: ``sx = sw = 0`` (``t``, ``gt``, ``a``, ``bq`` unused);
+    * 1 (label smoothing): ``sx = sum_c w_c (src_c - M)`` (<= 0);
+    * 2 (probability targets ``t``): with ``q = a t + bq``, ``sx = sum_c w_c q_c
+      (src_c - M)`` and ``sw = sum_c w_c q_c``; ``src`` is copied into ``gt``.
+
+    ``mk[k]`` and ``sk[0, k]`` get chunk ``k``'s maximum and sum (``sk[1:]``: scratch).
+    """
     n = src.shape[0]
     nch = (n + _CH - 1) // _CH
-    sx = 0.0
     big = _NEG_INF
     for k in range(nch):
         lo = k * _CH
         hi = min(n, lo + _CH)
-        if smooth:
-            m, sxk = _chunk_max_wsum(src, lo, hi, w)
-            sx += sxk
-        else:
-            m = _chunk_max(src, lo, hi)
+        m = _chunk_max(src, lo, hi)
         ms = _shift(m)
+        # Before pass 2 may overwrite src; relative to the chunk's shift (no cancellation
+        # with large logits), moved to the row's maximum below.
+        if pre == 1:
+            sk[1, k], sk[2, k] = _chunk_wsum_rel(src, lo, hi, w, ms)
+        elif pre == 2:
+            sk[2, k], sk[1, k] = _chunk_tq(src, t, gt, lo, hi, a, bq, w, ms)
         if inplace and _keep(dst):
-            sk[k] = _chunk_exp_ip(dst, lo, hi, ms)
+            sk[0, k] = _chunk_exp_ip(dst, lo, hi, ms)
         else:
-            sk[k] = _chunk_exp(src, dst, lo, hi, ms)
+            sk[0, k] = _chunk_exp(src, dst, lo, hi, ms)
         mk[k] = m
         big = _fmax(big, np.float64(m))
     total = 0.0
     if big != _NEG_INF:
         for k in range(nch):
             if mk[k] != _NEG_INF:  # NaN passes
-                total += sk[k] * math.exp(np.float64(mk[k]) - big)
-    return big, total, sx
+                total += sk[0, k] * math.exp(np.float64(mk[k]) - big)
+    sx = 0.0
+    sw = 0.0
+    for k in range(nch if pre > 0 else 0):
+        sx += sk[1, k] + sk[2, k] * (np.float64(_shift(mk[k])) - big)
+        sw += sk[2, k]
+    return big, total, sx, sw
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _lse_of(big: float, total: float) -> float:
-    """``M + log S``; NaN for a row of ``-inf`` only. Vectorizable (no library call)."""
-    return np.nan if big == _NEG_INF else big + log64_pos(total)
+def _log_sum(big: float, total: float) -> float:
+    """``log S``; NaN for a row of ``-inf`` only. Vectorizable (no library call).
+
+    The log-sum-exp is ``M + log S``; callers keep the two apart, so that
+    ``lse - x = (M - x) + log S`` keeps ``log S`` when ``|M|`` is so large
+    that ``M + log S`` rounds to ``M`` (rows like ``[3e38, 3e38]``)."""
+    return np.nan if big == _NEG_INF else log64_pos(total)
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
@@ -466,6 +509,16 @@ def _chunk_factor(m: Any, ms: Any, big: float, scale: float) -> float:
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
+def _chunk_span(k: int, n: int, mk: Any, big: float, scale: float) -> Any:
+    """Chunk ``k`` of a row of ``n``: ``(lo, hi, shift, scale * exp(shift - M))``
+    (see :func:`_chunk_factor`), for pass 3."""
+    lo = k * _CH
+    m = mk[k]
+    ms = _shift(m)
+    return lo, min(n, lo + _CH), ms, _chunk_factor(m, ms, big, scale)
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy")
 def _row_finish(
     src: Any, dst: Any, w: Any, d: Any, mk: Any, big: float, total: float, k_coef: float, b: float, inplace: bool
 ) -> None:
@@ -476,11 +529,7 @@ def _row_finish(
     inv = k_coef / total
     bc = _cv(b, w)
     for k in range(nch):
-        lo = k * _CH
-        hi = min(n, lo + _CH)
-        m = mk[k]
-        ms = _shift(m)
-        fac = _chunk_factor(m, ms, big, inv)
+        lo, hi, ms, fac = _chunk_span(k, n, mk, big, inv)
         if inplace and not _keep(dst):
             _chunk_grad_ip(dst, lo, hi, ms, _cv(fac, w), bc, w)
         else:
@@ -507,32 +556,25 @@ def _row_grad_at(
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _index_row(
-    src: Any,
-    dst: Any,
-    yi: int,
-    w: Any,
-    wsum: float,
-    eps: float,
-    z: float,
-    g: float,
-    d: Any,
-    mk: Any,
-    sk: Any,
-    inplace: bool,
-) -> Any:
-    """Loss (float64) and log-sum-exp of one non-ignored row; the gradient into ``dst`` if not empty."""
+def _index_row(src, dst, yi, w, wsum, eps, z, g, d, mk, sk, inplace, want) -> Any:
+    """Loss (float64) and log-sum-exp of one non-ignored row; the gradient into
+    ``dst`` if ``want`` (else ``dst`` is scratch: the same code runs, so that
+    the loss does not depend on whether the gradient is wanted)."""
     n = src.shape[0]
     xy = _cin(src[yi])  # before pass 2 may overwrite it
     wy = np.float64(w[yi]) if w.shape[0] > 0 else 1.0
-    big, total, sx = _row_stats(src, dst, w, eps > 0, mk, sk, inplace)
-    lse = _lse_of(big, total)
-    loss = (1 - eps) * wy * (lse - xy)
+    zero = _cv(0.0, w)  # d stands for the unused targets of _row_stats (an array of the same type)
+    big, total, sx, _ = _row_stats(src, dst, w, 1 if eps > 0 else 0, d, d, zero, zero, mk, sk, inplace)
+    lns = _log_sum(big, total)
+    lse = big + lns
+    # -log p_y = -((x_y - M) - log S) in the compute dtype, the generic path's
+    # operations: the unsmoothed loss then rounds as it does (and as PyTorch's).
+    loss = (1 - eps) * wy * -np.float64(_sub2(xy, _cv(big, w), _cv(lns, w)))
     if eps > 0:
-        loss += (eps / n) * (wsum * lse - sx)
+        loss += (eps / n) * (wsum * lns - sx)
     if z > 0:
         loss += z * lse * lse
-    if dst.shape[0] > 0:
+    if want:
         k_coef = g * ((1 - eps) * wy + eps * wsum / n + 2 * z * lse)
         b = g * eps / n
         _row_finish(src, dst, w, d, mk, big, total, k_coef, b, inplace)
@@ -540,28 +582,55 @@ def _index_row(
     return loss, lse
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _index_block(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    r0: int,
-    r1: int,
-    inplace: bool,
-) -> None:
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def ce_index_rows(x, y, w, wsum, ignore_index, eps, z, cap, g, grad, loss, lse, r0, r1, inplace) -> None:
+    r"""Cross-entropy with class-index targets, rows layout, loss and optionally gradient.
+
+    Parameters
+    ----------
+    x : (R, C) float32, float64 or uint16 (bfloat16 bits), C-contiguous
+    y : (R,) int64
+        Targets; entries equal to `ignore_index` are skipped (loss 0, gradient
+        0, the row not read). Others must be in ``[0, C)`` (not checked).
+    w : (C,) or (0,), compute dtype
+        Class weights; empty for none. The compute dtype (float32 for float32
+        and bfloat16 logits, float64 for float64) is taken from it.
+    wsum : float
+        ``W = sum_c w_c`` (``C`` without weights).
+    eps, z, cap : float
+        Label smoothing, z-loss coefficient, soft-cap (0 for none).
+    g : (R,) or (1,) float64
+        Cotangent of each row's loss (broadcast when of length 1).
+    grad : (R, C) of x's storage dtype, or (R, 0) of that dtype for the loss only
+        May be `x` itself (then ``inplace=True``).
+    loss, lse : (R,) float64, out
+        Each row's loss and log-sum-exp of the (capped) logits ``x'``.
+    inplace : bool
+        `grad` is `x`.
+    r0, r1 : int
+        The rows to compute, ``[r0, r1)``: the caller splits the rows into
+        blocks and runs them on its threads (the kernel releases the GIL).
+
+    Notes
+    -----
+    With :math:`p = \operatorname{softmax}(x')`, weights :math:`w` (1 if absent):
+
+    .. math::
+
+        \ell = (1-\varepsilon) w_y (\mathrm{lse} - x'_y)
+               + \tfrac{\varepsilon}{C}(W \mathrm{lse} - \textstyle\sum_c w_c x'_c)
+               + z\,\mathrm{lse}^2,
+
+        \partial \ell / \partial x'_c = g\,[K p_c - \tfrac{\varepsilon}{C} w_c
+               - (1-\varepsilon) w_y [c = y]], \quad
+        K = (1-\varepsilon) w_y + \tfrac{\varepsilon}{C} W + 2 z\,\mathrm{lse},
+
+    chained through :math:`dx'/dx = 1 - \tanh^2(x/s)` with a soft-cap ``s``.
+    """
     n = x.shape[1]
-    mk = np.empty((n + _CH - 1) // _CH, dtype=w.dtype)
-    sk = np.empty((n + _CH - 1) // _CH)
-    want = grad.shape[1] > 0  # the loss only: grad is an (R, 0) uint16 array, pass 2 stores nothing
+    mk, sk = _chunk_scratch(n, w)
+    want = grad.shape[1] > 0  # the loss only: grad is (R, 0), of x's storage dtype
+    scratch = np.empty(0 if want else n, dtype=grad.dtype)  # takes the gradient's place
     ip = inplace and cap <= 0  # a variable, not a literal: one compiled variant of _index_row
     nod = np.empty(0, dtype=w.dtype)
     xs = np.empty(n if cap > 0 else 0, dtype=w.dtype)
@@ -578,11 +647,12 @@ def _index_block(
                 for c in range(n):
                     gr[c] = 0
             continue
+        dst = grad[i] if want else scratch
         if cap > 0:
             _softcap_row(x[i], _cv(cap, w), xs, ds)
-            loss[i], lse[i] = _index_row(xs, grad[i], yi, w, wsum, eps, z, gi, ds, mk, sk, ip)
+            loss[i], lse[i] = _index_row(xs, dst, yi, w, wsum, eps, z, gi, ds, mk, sk, ip, want)
         else:
-            loss[i], lse[i] = _index_row(x[i], grad[i], yi, w, wsum, eps, z, gi, nod, mk, sk, ip)
+            loss[i], lse[i] = _index_row(x[i], dst, yi, w, wsum, eps, z, gi, nod, mk, sk, ip, want)
 
 
 _SMALL_C = 64  # rows this short go through transposed tiles: the per-row overhead would dominate
@@ -604,33 +674,14 @@ def _transpose_out(gt: Any, r0: int, tb: int, grad: Any) -> None:
             grad[r0 + j, c] = _cout(_cin(gt[c, j]), grad)
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _index_small_block(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    r0: int,
-    r1: int,
-    tile_proto: Any,
-) -> None:
-    """:func:`_index_block` for short rows: tiles of rows are transposed into
-    scratch ``(C, rows)`` arrays, on which the strided tile code vectorizes
-    across rows. Safe in place (each tile is read before it is written).
-    ``tile_proto``: an empty array of the compute dtype when the gradient is
-    wanted, of ``uint16`` otherwise (then the tile stores nothing)."""
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def ce_index_small_rows(x, y, w, wsum, ignore_index, eps, z, cap, g, grad, loss, lse, r0, r1) -> None:
+    """:func:`ce_index_rows` for rows of at most ``_SMALL_C`` classes, through
+    transposed tiles (see :func:`_index_small_block`); always safe in place."""
     n = x.shape[1]
     want = grad.shape[1] > 0
     xt = np.empty((n, _SMALL_TILE), dtype=w.dtype)
-    gt = np.empty((n, _SMALL_TILE) if want else (0, 0), dtype=tile_proto.dtype)
+    gt = np.empty((n, _SMALL_TILE), dtype=w.dtype)  # the gradient tile (scratch for the loss only)
     xs = np.empty((n, _SMALL_TILE) if cap > 0 else (0, 0), dtype=w.dtype)
     ds = np.empty((n, _SMALL_TILE) if cap > 0 else (0, 0), dtype=w.dtype)
     gb = np.empty(_SMALL_TILE)
@@ -648,167 +699,36 @@ def _index_small_block(
         if cap > 0:
             _tile_softcap(xt, off, tb, _cv(cap, w), xs, ds)
             src = xs
-        _index_tile(src, off, gt, off, tb, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip)
+        _index_tile(src, off, gt, off, tb, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip, want)
         if want:
             _transpose_out(gt, t0, tb, grad)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def ce_index_rows(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    inplace: bool,
-    blocks: int,
-) -> None:
-    r"""Cross-entropy with class-index targets, rows layout, loss and optionally gradient.
-
-    Parameters
-    ----------
-    x : (R, C) float32, float64 or uint16 (bfloat16 bits), C-contiguous
-    y : (R,) int64
-        Targets; entries equal to `ignore_index` are skipped (loss 0, gradient
-        0, the row not read). Others must be in ``[0, C)`` (not checked).
-    w : (C,) or (0,), compute dtype
-        Class weights; empty for none. The compute dtype (float32 for float32
-        and bfloat16 logits, float64 for float64) is taken from it.
-    wsum : float
-        ``W = sum_c w_c`` (``C`` without weights).
-    eps, z, cap : float
-        Label smoothing, z-loss coefficient, soft-cap (0 for none).
-    g : (R,) or (1,) float64
-        Cotangent of each row's loss (broadcast when of length 1).
-    grad : (R, C) of x's storage dtype, or (R, 0) uint16 for the loss only
-        May be `x` itself (then ``inplace=True``).
-    loss, lse : (R,) float64, out
-        Each row's loss and log-sum-exp of the (capped) logits ``x'``.
-    inplace : bool
-        `grad` is `x`.
-    blocks : int
-        How many blocks of rows to split the work into (a few per thread: the
-        kernel cannot ask Numba for its thread count and still be cached).
-
-    Notes
-    -----
-    With :math:`p = \operatorname{softmax}(x')`, weights :math:`w` (1 if absent):
-
-    .. math::
-
-        \ell = (1-\varepsilon) w_y (\mathrm{lse} - x'_y)
-               + \tfrac{\varepsilon}{C}(W \mathrm{lse} - \textstyle\sum_c w_c x'_c)
-               + z\,\mathrm{lse}^2,
-
-        \partial \ell / \partial x'_c = g\,[K p_c - \tfrac{\varepsilon}{C} w_c
-               - (1-\varepsilon) w_y [c = y]], \quad
-        K = (1-\varepsilon) w_y + \tfrac{\varepsilon}{C} W + 2 z\,\mathrm{lse},
-
-    chained through :math:`dx'/dx = 1 - \tanh^2(x/s)` with a soft-cap ``s``.
-    """
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks))
-    for b in prange(nb):
-        _index_block(
-            x, y, w, wsum, ignore_index, eps, z, cap, g, grad, loss, lse, b * rows // nb, (b + 1) * rows // nb, inplace
-        )
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def ce_index_small_rows(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    tile_proto: Any,
-    blocks: int,
-) -> None:
-    """:func:`ce_index_rows` for rows of at most ``_SMALL_C`` classes, through
-    transposed tiles (see :func:`_index_small_block`); always safe in place."""
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks))
-    for b in prange(nb):
-        _index_small_block(
-            x,
-            y,
-            w,
-            wsum,
-            ignore_index,
-            eps,
-            z,
-            cap,
-            g,
-            grad,
-            loss,
-            lse,
-            b * rows // nb,
-            (b + 1) * rows // nb,
-            tile_proto,
-        )
 
 
 # --- cross-entropy, probability targets, rows layout -----------------------------------------
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _chunk_tq(src: Any, t: Any, gt: Any, lo: int, hi: int, a: Any, bq: Any, w: Any) -> Any:
-    """``(sum_c w_c q_c, sum_c w_c q_c src_c)`` in float64 with ``q = a t + bq``;
-    copies ``src`` into ``gt`` (the target gradient's buffer) when not empty."""
+def _chunk_tq(src: Any, t: Any, gt: Any, lo: int, hi: int, a: Any, bq: Any, w: Any, ms: Any) -> Any:
+    """``(sum_c w_c q_c, sum_c w_c q_c (src_c - ms))`` in float64 with ``q = a t + bq``
+    (relative to the chunk's maximum, as in :func:`_chunk_wsum_rel`); copies
+    ``src`` into ``gt`` (the target gradient's buffer, or scratch)."""
     sq = 0.0
     sxq = 0.0
-    if gt.shape[0] > 0:
-        for c in range(_u(lo), _u(hi)):
-            v = _cin(src[c])
-            wq = w[c] * (a * _cin(t[c]) + bq)
-            sq += wq
-            sxq += wq * v
-            gt[c] = v
-    else:
-        for c in range(_u(lo), _u(hi)):
-            wq = w[c] * (a * _cin(t[c]) + bq)
-            sq += wq
-            sxq += wq * _cin(src[c])
+    for c in range(_u(lo), _u(hi)):
+        v = _cin(src[c])
+        wq = w[c] * (a * _cin(t[c]) + bq)
+        sq += wq
+        sxq += wq * (v - ms)
+        gt[c] = v
     return sq, sxq
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _chunk_prob_grad(
-    t: Any,
-    dst: Any,
-    gt: Any,
-    lo: int,
-    hi: int,
-    ms: Any,
-    fac: Any,
-    gb: Any,
-    a: Any,
-    bq: Any,
-    w: Any,
-    d: Any,
-    lse: Any,
-    gtf: Any,
-    acc: Any,
-    g64: float,
-    lse64: float,
-) -> None:
+def _chunk_prob_grad(t, dst, gt, lo, hi, ms, fac, gb, a, bq, w, d, mc, lnc, gtf, acc, g64, big, lns) -> None:
     """Pass 3, probability targets: ``dst = (fac e - g w q) d``; ``gt`` (holding
     ``x'``) becomes ``gtf w (x' - lse)``; ``acc_c -= g q_c (x'_c - lse)`` when
-    ``acc`` is not empty. ``e`` is recomputed from ``gt`` when ``dst`` cannot hold it."""
+    ``acc`` is not empty; ``x' - lse`` as ``(x' - M) - log S`` (``mc``, ``lnc``
+    in the compute dtype, ``big``, ``lns`` in float64). ``e`` is recomputed from ``gt`` when ``dst`` cannot hold it."""
     hd = d.shape[0] > 0
     if acc.shape[0] > 0 and hd:
         for c in range(_u(lo), _u(hi)):
@@ -817,141 +737,58 @@ def _chunk_prob_grad(
             dst[c] = _cout(
                 (fac * (_cin(dst[c]) if _keep(dst) else _exp(_cin(gt[c]) - ms)) - gb * (w[c] * q)) * d[c], dst
             )
-            gt[c] = gtf * w[c] * (v - lse)
-            acc[c] -= g64 * q * (v - lse64)
+            gt[c] = gtf * w[c] * _sub2(v, mc, lnc)
+            acc[c] -= g64 * q * _sub2(np.float64(v), big, lns)
     elif acc.shape[0] > 0:
         for c in range(_u(lo), _u(hi)):
             v = gt[c]
             q = a * _cin(t[c]) + bq
             dst[c] = _cout(fac * (_cin(dst[c]) if _keep(dst) else _exp(_cin(gt[c]) - ms)) - gb * (w[c] * q), dst)
-            gt[c] = gtf * w[c] * (v - lse)
-            acc[c] -= g64 * q * (v - lse64)
+            gt[c] = gtf * w[c] * _sub2(v, mc, lnc)
+            acc[c] -= g64 * q * _sub2(np.float64(v), big, lns)
     elif hd:
         for c in range(_u(lo), _u(hi)):
             v = gt[c]
             gv = fac * (_cin(dst[c]) if _keep(dst) else _exp(_cin(gt[c]) - ms)) - gb * (w[c] * (a * _cin(t[c]) + bq))
             dst[c] = _cout(gv * d[c], dst)
-            gt[c] = gtf * w[c] * (v - lse)
+            gt[c] = gtf * w[c] * _sub2(v, mc, lnc)
     else:
         for c in range(_u(lo), _u(hi)):
             v = gt[c]
             gv = fac * (_cin(dst[c]) if _keep(dst) else _exp(_cin(gt[c]) - ms)) - gb * (w[c] * (a * _cin(t[c]) + bq))
             dst[c] = _cout(gv, dst)
-            gt[c] = gtf * w[c] * (v - lse)
+            gt[c] = gtf * w[c] * _sub2(v, mc, lnc)
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _prob_row(
-    src: Any,
-    t: Any,
-    dst: Any,
-    gt: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    g: float,
-    d: Any,
-    mk: Any,
-    sk: Any,
-    acc: Any,
-    inplace: bool,
-) -> Any:
+def _prob_row(src, t, dst, gt, w, eps, z, g, d, mk, sk, acc, inplace, want) -> Any:
+    """Loss and log-sum-exp of one row; the gradients into ``dst``, ``gt``,
+    ``acc`` if ``want`` (else ``dst`` and ``gt`` are scratch, as in :func:`_index_row`)."""
     n = src.shape[0]
     nch = (n + _CH - 1) // _CH
     a = _cv(1 - eps, w)
     bq = _cv(eps / n, w)
-    sq = 0.0
-    sxq = 0.0
-    big = _NEG_INF
-    for k in range(nch):
-        lo = k * _CH
-        hi = min(n, lo + _CH)
-        m = _chunk_max(src, lo, hi)
-        sqk, sxk = _chunk_tq(src, t, gt, lo, hi, a, bq, w)  # before pass 2 overwrites src
-        sq += sqk
-        sxq += sxk
-        ms = _shift(m)
-        if inplace and _keep(dst):
-            sk[k] = _chunk_exp_ip(dst, lo, hi, ms)
-        else:
-            sk[k] = _chunk_exp(src, dst, lo, hi, ms)
-        mk[k] = m
-        big = _fmax(big, np.float64(m))
-    total = 0.0
-    if big != _NEG_INF:
-        for k in range(nch):
-            if mk[k] != _NEG_INF:
-                total += sk[k] * math.exp(np.float64(mk[k]) - big)
-    lse = _lse_of(big, total)
-    loss = sq * lse - sxq
+    # sq = Q = sum_c w_c q_c; sxq = sum_c w_c q_c (x'_c - M), <= 0 for w q >= 0
+    big, total, sxq, sq = _row_stats(src, dst, w, 2, t, gt, a, bq, mk, sk, inplace)
+    lns = _log_sum(big, total)
+    lse = big + lns
+    loss = sq * lns - sxq
     if z > 0:
         loss += z * lse * lse
-    if dst.shape[0] > 0:
+    if want:
         inv = g * (sq + 2 * z * lse) / total
         gb = _cv(g, w)
         gtf = _cv(-g * (1 - eps), w)
-        lse_c = _cv(lse, w)
+        mc = _cv(big, w)
+        lnc = _cv(lns, w)
         for k in range(nch):
-            lo = k * _CH
-            hi = min(n, lo + _CH)
-            m = mk[k]
-            ms = _shift(m)
-            fac = _chunk_factor(m, ms, big, inv)
-            _chunk_prob_grad(t, dst, gt, lo, hi, ms, _cv(fac, w), gb, a, bq, w, d, lse_c, gtf, acc, g, lse)
+            lo, hi, ms, fac = _chunk_span(k, n, mk, big, inv)
+            _chunk_prob_grad(t, dst, gt, lo, hi, ms, _cv(fac, w), gb, a, bq, w, d, mc, lnc, gtf, acc, g, big, lns)
     return loss, lse
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _prob_block(
-    x: Any,
-    t: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    grad_t: Any,
-    acc: Any,
-    loss: Any,
-    lse: Any,
-    r0: int,
-    r1: int,
-    inplace: bool,
-) -> None:
-    n = x.shape[1]
-    mk = np.empty((n + _CH - 1) // _CH, dtype=w.dtype)
-    sk = np.empty((n + _CH - 1) // _CH)
-    ip = inplace and cap <= 0
-    nod = np.empty(0, dtype=w.dtype)
-    xs = np.empty(n if cap > 0 else 0, dtype=w.dtype)
-    ds = np.empty(n if cap > 0 else 0, dtype=w.dtype)
-    for i in range(r0, r1):
-        gi = g[i] if g.shape[0] > 1 else g[0]
-        if cap > 0:
-            _softcap_row(x[i], _cv(cap, w), xs, ds)
-            loss[i], lse[i] = _prob_row(xs, t[i], grad[i], grad_t[i], w, eps, z, gi, ds, mk, sk, acc, ip)
-        else:
-            loss[i], lse[i] = _prob_row(x[i], t[i], grad[i], grad_t[i], w, eps, z, gi, nod, mk, sk, acc, ip)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def ce_prob_rows(
-    x: Any,
-    t: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    grad_t: Any,
-    grad_w: Any,
-    loss: Any,
-    lse: Any,
-    inplace: bool,
-    blocks: int,
-) -> None:
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def ce_prob_rows(x, t, w, eps, z, cap, g, grad, grad_t, acc, loss, lse, r0, r1, inplace) -> None:
     r"""Cross-entropy with class-probability targets, rows layout.
 
     Parameters
@@ -962,15 +799,15 @@ def ce_prob_rows(
         Class weights, ones when the loss has none.
     eps, z, cap, g
         As in :func:`ce_index_rows`.
-    grad : (R, C) of x's storage dtype, or (R, 0) uint16 for the loss only
+    grad : (R, C) of x's storage dtype, or (R, 0) of that dtype for the loss only
         The gradient with respect to ``x`` (may be ``x``: ``inplace``).
     grad_t : (R, C) compute dtype, or (R, 0)
         The gradient with respect to ``t``, when ``grad`` is wanted.
-    grad_w : (B, C) float64 zeros, or (B, 0)
-        Per-block partial sums of the weight gradient (summed by the caller);
-        ``B >= 1`` bounds the number of blocks. Width 0: not wanted.
+    acc : (C,) float64, or (0,)
+        This block's partial sum of the weight gradient, added to (the caller
+        gives each block its own and sums them); empty: not wanted.
     loss, lse : (R,) float64, out
-    inplace, blocks
+    inplace, r0, r1
         As in :func:`ce_index_rows`.
 
     Notes
@@ -981,26 +818,24 @@ def ce_prob_rows(
     :math:`\partial\ell/\partial t = -g(1-\varepsilon) w (x' - \mathrm{lse})`,
     :math:`\partial\ell/\partial w = -g\,q (x' - \mathrm{lse})`.
     """
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks, grad_w.shape[0]))
-    for b in prange(nb):
-        _prob_block(
-            x,
-            t,
-            w,
-            eps,
-            z,
-            cap,
-            g,
-            grad,
-            grad_t,
-            grad_w[b],
-            loss,
-            lse,
-            b * rows // nb,
-            (b + 1) * rows // nb,
-            inplace,
-        )
+    n = x.shape[1]
+    mk, sk = _chunk_scratch(n, w)
+    ip = inplace and cap <= 0
+    want = grad.shape[1] > 0  # the loss only: grad, grad_t are (R, 0); scratch rows take their place
+    scratch = np.empty(0 if want else n, dtype=grad.dtype)
+    scratch_t = np.empty(0 if want else n, dtype=grad_t.dtype)
+    nod = np.empty(0, dtype=w.dtype)
+    xs = np.empty(n if cap > 0 else 0, dtype=w.dtype)
+    ds = np.empty(n if cap > 0 else 0, dtype=w.dtype)
+    for i in range(r0, r1):
+        gi = g[i] if g.shape[0] > 1 else g[0]
+        dst = grad[i] if want else scratch
+        gt = grad_t[i] if want else scratch_t
+        if cap > 0:
+            _softcap_row(x[i], _cv(cap, w), xs, ds)
+            loss[i], lse[i] = _prob_row(xs, t[i], dst, gt, w, eps, z, gi, ds, mk, sk, acc, ip, want)
+        else:
+            loss[i], lse[i] = _prob_row(x[i], t[i], dst, gt, w, eps, z, gi, nod, mk, sk, acc, ip, want)
 
 
 # --- strided layout (N, C, D): tiles of positions -------------------------------------------
@@ -1022,15 +857,16 @@ def _tile_max(src: Any, so: int, td: int, mx: Any) -> None:
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _tile_wsum(src: Any, so: int, td: int, w: Any, sx: Any) -> None:
-    """``sx[j] = sum_c w_c src[c, so + j]`` (float64; ``w`` empty means 1)."""
+def _tile_wsum(src: Any, so: int, td: int, w: Any, ms: Any, sx: Any) -> None:
+    """``sx[j] = sum_c w_c (src[c, so + j] - ms[j])`` (float64; ``w`` empty
+    means 1), relative to the column maximum: no cancellation."""
     base = _u(so)
     for j in range(td):
         sx[j] = 0.0
     for c in range(src.shape[0]):
         wc = w[c] if w.shape[0] > 0 else _cv(1.0, w)
         for j in range(_u(0), _u(td)):
-            sx[j] += wc * _cin(src[c, base + j])
+            sx[j] += wc * (_cin(src[c, base + j]) - ms[j])
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
@@ -1064,24 +900,32 @@ def _tile_exp(src: Any, so: int, dst: Any, do: int, td: int, ms: Any, part: Any,
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _tile_stats(src: Any, so: int, dst: Any, do: int, td: int, w: Any, inplace: bool) -> Any:
-    """Passes 1 and 2 over a tile: ``(ms, s, big, lse)``: the exponent shifts
-    (compute dtype, that of ``w``), sums of exponentials, maxima and
-    log-sum-exp (float64; NaN where a column holds only ``-inf``, or NaN, or ``+inf``)."""
+def _tile_shift(src: Any, so: int, td: int, w: Any) -> Any:
+    """Pass 1 over a tile: the column maxima ``big`` (float64) and exponent
+    shifts ``ms`` (compute dtype, that of ``w``: the maximum, 0 for a column of
+    ``-inf`` only)."""
     mx = np.empty(td, dtype=w.dtype)
     _tile_max(src, so, td, mx)
     ms = np.empty(td, dtype=w.dtype)
+    big = np.empty(td)
     for j in range(td):
         ms[j] = _shift(mx[j])
+        big[j] = np.float64(mx[j])
+    return ms, big
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy")
+def _tile_sums(src: Any, so: int, dst: Any, do: int, td: int, w: Any, ms: Any, big: Any, inplace: bool) -> Any:
+    """Pass 2 over a tile: ``(s, lns)``, the sums ``S`` of exponentials and
+    ``log S`` (float64; NaN where a column holds only ``-inf``, or NaN, or
+    ``+inf``). The log-sum-exp is ``M + log S`` (see :func:`_log_sum`)."""
     part = np.empty(td, dtype=w.dtype)
     s = np.empty(td)
     _tile_exp(src, so, dst, do, td, ms, part, s, inplace)
-    big = np.empty(td)
-    lse = np.empty(td)
+    lns = np.empty(td)
     for j in range(td):
-        big[j] = np.float64(mx[j])
-        lse[j] = _lse_of(big[j], s[j])
-    return ms, s, big, lse
+        lns[j] = _log_sum(big[j], s[j])
+    return s, lns
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
@@ -1138,26 +982,10 @@ def _tile_grad(
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _index_tile(
-    src: Any,
-    so: int,
-    dst: Any,
-    do: int,
-    td: int,
-    yv: Any,
-    gv: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    ds: Any,
-    lossv: Any,
-    lsev: Any,
-    inplace: bool,
-) -> None:
+def _index_tile(src, so, dst, do, td, yv, gv, w, wsum, ignore_index, eps, z, ds, lossv, lsev, inplace, want) -> None:
     """One tile of positions: targets ``yv``, cotangents ``gv`` and outputs
-    ``lossv``, ``lsev``, all of length ``td``. See :func:`ce_index_rows`."""
+    ``lossv``, ``lsev``, all of length ``td``; the gradient into ``dst`` if
+    ``want`` (else ``dst`` is scratch). See :func:`ce_index_rows`."""
     n = src.shape[0]
     hw = w.shape[0] > 0
     keep = np.empty(td, dtype=np.bool_)
@@ -1166,10 +994,11 @@ def _index_tile(
         yj = yv[j]
         keep[j] = yj != ignore_index
         xy[j] = _cin(src[yj if keep[j] else 0, so + j])  # before pass 2 may overwrite it
+    ms, big = _tile_shift(src, so, td, w)
     sx = np.zeros(td)
-    if eps > 0:
-        _tile_wsum(src, so, td, w, sx)
-    ms, s, big, lse = _tile_stats(src, so, dst, do, td, w, inplace)
+    if eps > 0:  # before pass 2 may overwrite src
+        _tile_wsum(src, so, td, w, ms, sx)
+    s, lns = _tile_sums(src, so, dst, do, td, w, ms, big, inplace)
     coef = np.empty(td)
     bb = np.empty(td, dtype=w.dtype)
     for j in range(td):
@@ -1180,17 +1009,17 @@ def _index_tile(
             bb[j] = 0
             continue
         wy = np.float64(w[yv[j]]) if hw else 1.0
-        le = lse[j]
-        loss = (1 - eps) * wy * (le - xy[j])
+        le = big[j] + lns[j]
+        loss = (1 - eps) * wy * -np.float64(_sub2(xy[j], _cv(big[j], w), _cv(lns[j], w)))  # as in _index_row
         if eps > 0:
-            loss += (eps / n) * (wsum * le - sx[j])
+            loss += (eps / n) * (wsum * lns[j] - sx[j])
         if z > 0:
             loss += z * le * le
         lossv[j] = loss
         lsev[j] = le
         coef[j] = gv[j] * ((1 - eps) * wy + eps * wsum / n + 2 * z * le)
         bb[j] = gv[j] * eps / n
-    if dst.shape[0] == 0:
+    if not want:
         return
     fac = _tile_factors(ms, s, big, coef, td, w)
     _tile_grad(src, so, dst, do, td, ms, fac, bb, w, ds, keep, inplace)
@@ -1205,425 +1034,275 @@ def _index_tile(
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _index_strided_block(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    tile: int,
-    t0: int,
-    t1: int,
-    inplace: bool,
-) -> None:
+def _task_scratch(n_cls: int, tile: int, cap: float, w: Any) -> Any:
+    """Scratch of a strided kernel: a tile of soft-capped logits and their slopes
+    (empty without a soft-cap), and the cotangents of a tile's positions."""
+    shape = (n_cls, tile) if cap > 0 else (0, 0)
+    return np.empty(shape, dtype=w.dtype), np.empty(shape, dtype=w.dtype), np.empty(tile)
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy")
+def _task_tile(task: int, tiles: int, tile: int, width: int, g: Any, gb: Any) -> Any:
+    """Task ``task`` of a strided kernel (``tiles`` tasks per sample): its sample
+    ``i``, first position ``d0`` and number of positions ``td``; ``gb`` gets their
+    cotangents from ``g`` (``(N, D)``, or ``(1, 1)`` broadcast)."""
+    i = task // tiles
+    d0 = (task % tiles) * tile
+    td = min(tile, width - d0)
+    for j in range(td):
+        gb[j] = g[i, d0 + j] if g.size > 1 else g[0, 0]
+    return i, d0, td
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def ce_index_strided(x, y, w, wsum, ignore_index, eps, z, cap, g, grad, loss, lse, tile, t0, t1, inplace) -> None:
+    """:func:`ce_index_rows` for the layout ``(N, C, D)``: ``y``, ``loss``,
+    ``lse`` of shape ``(N, D)``, ``g`` of shape ``(N, D)`` or ``(1, 1)``,
+    ``grad`` ``(N, C, D)`` or ``(N, 0, 0)`` for the loss only; ``tile``
+    positions per task; the tasks ``[t0, t1)`` (see :func:`_task_tile`)."""
     n_cls = x.shape[1]
     width = x.shape[2]
     tiles = (width + tile - 1) // tile
     ip = inplace and cap <= 0
-    xs = np.empty((n_cls, tile) if cap > 0 else (0, 0), dtype=w.dtype)
-    ds = np.empty((n_cls, tile) if cap > 0 else (0, 0), dtype=w.dtype)
-    gb = np.empty(tile)
+    want = grad.shape[1] > 0  # the loss only: grad is (N, 0, 0); a scratch tile takes its place
+    scratch = np.empty((0, 0) if want else (n_cls, tile), dtype=grad.dtype)
+    xs, ds, gb = _task_scratch(n_cls, tile, cap, w)
     for task in range(t0, t1):
-        i = task // tiles
-        d0 = (task % tiles) * tile
-        td = min(tile, width - d0)
-        for j in range(td):
-            gb[j] = g[i, d0 + j] if g.size > 1 else g[0, 0]
+        i, d0, td = _task_tile(task, tiles, tile, width, g, gb)
         yv = y[i, d0 : d0 + td]
         lv = loss[i, d0 : d0 + td]
         sv = lse[i, d0 : d0 + td]
+        dst = grad[i] if want else scratch
+        do = d0 if want else d0 - d0
         if cap > 0:
             _tile_softcap(x[i], d0, td, _cv(cap, w), xs, ds)
-            _index_tile(xs, d0 - d0, grad[i], d0, td, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip)
+            _index_tile(xs, d0 - d0, dst, do, td, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip, want)
         else:
-            _index_tile(x[i], d0, grad[i], d0, td, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def ce_index_strided(
-    x: Any,
-    y: Any,
-    w: Any,
-    wsum: float,
-    ignore_index: int,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    loss: Any,
-    lse: Any,
-    tile: int,
-    inplace: bool,
-    blocks: int,
-) -> None:
-    """:func:`ce_index_rows` for the layout ``(N, C, D)``: ``y``, ``loss``,
-    ``lse`` of shape ``(N, D)``, ``g`` of shape ``(N, D)`` or ``(1, 1)``,
-    ``grad`` ``(N, C, D)`` or ``(N, 0, 0)`` uint16 for the loss only; ``tile``
-    positions per task."""
-    tasks = x.shape[0] * ((x.shape[2] + tile - 1) // tile)
-    nb = max(1, min(tasks, blocks))
-    for b in prange(nb):
-        _index_strided_block(
-            x,
-            y,
-            w,
-            wsum,
-            ignore_index,
-            eps,
-            z,
-            cap,
-            g,
-            grad,
-            loss,
-            lse,
-            tile,
-            b * tasks // nb,
-            (b + 1) * tasks // nb,
-            inplace,
-        )
+            _index_tile(x[i], d0, dst, do, td, yv, gb, w, wsum, ignore_index, eps, z, ds, lv, sv, ip, want)
 
 
 # --- cross-entropy, probability targets, strided layout --------------------------------------------
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _prob_tile(
-    src: Any,
-    so: int,
-    t2: Any,
-    dst: Any,
-    gt: Any,
-    do: int,
-    td: int,
-    gv: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    ds: Any,
-    acc: Any,
-    lossv: Any,
-    lsev: Any,
-    inplace: bool,
-) -> None:
-    """One tile, probability targets ``t2[:, do:do + td]``; the target gradient
-    into ``gt[:, do:do + td]`` and the weight gradient added to ``acc`` (when
-    not empty). See :func:`ce_prob_rows`."""
+def _prob_tile(src, so, t2, to, dst, gt, do, td, gv, w, eps, z, ds, acc, lossv, lsev, inplace, want) -> None:
+    """One tile, probability targets ``t2[:, to:to + td]``; if ``want``, the
+    gradients into ``dst[:, do:do + td]``, ``gt[:, do:do + td]`` and added to
+    ``acc`` (when not empty); else ``dst`` and ``gt`` are scratch. See
+    :func:`ce_prob_rows`."""
     n = src.shape[0]
     sb = _u(so)
     db = _u(do)
+    tb = _u(to)
     a = _cv(1 - eps, w)
     bq = _cv(eps / n, w)
+    ms, big = _tile_shift(src, so, td, w)
     sq = np.zeros(td)
     sxq = np.zeros(td)
-    for c in range(n):  # before pass 2 may overwrite src: Q, sum w q x', and x' into gt
+    for c in range(n):  # before pass 2 may overwrite src: Q, sum w q (x' - M) <= 0, and x' into gt
         wc = w[c]
-        if gt.shape[0] > 0:
-            for j in range(_u(0), _u(td)):
-                v = _cin(src[c, sb + j])
-                wq = wc * (a * _cin(t2[c, db + j]) + bq)
-                sq[j] += wq
-                sxq[j] += wq * v
-                gt[c, db + j] = v
-        else:
-            for j in range(_u(0), _u(td)):
-                wq = wc * (a * _cin(t2[c, db + j]) + bq)
-                sq[j] += wq
-                sxq[j] += wq * _cin(src[c, sb + j])
-    ms, s, big, lse = _tile_stats(src, so, dst, do, td, w, inplace)
+        for j in range(_u(0), _u(td)):
+            v = _cin(src[c, sb + j])
+            wq = wc * (a * _cin(t2[c, tb + j]) + bq)
+            sq[j] += wq
+            sxq[j] += wq * (v - ms[j])
+            gt[c, db + j] = v
+    s, lns = _tile_sums(src, so, dst, do, td, w, ms, big, inplace)
     coef = np.empty(td)
     for j in range(td):
-        le = lse[j]
-        loss = sq[j] * le - sxq[j]
+        le = big[j] + lns[j]
+        loss = sq[j] * lns[j] - sxq[j]
         if z > 0:
             loss += z * le * le
         lossv[j] = loss
         lsev[j] = le
         coef[j] = gv[j] * (sq[j] + 2 * z * le)
-    if dst.shape[0] == 0:
+    if not want:
         return
     fac = _tile_factors(ms, s, big, coef, td, w)
     gb = np.empty(td, dtype=w.dtype)
     gtf = np.empty(td, dtype=w.dtype)
+    mc = np.empty(td, dtype=w.dtype)
     lc = np.empty(td, dtype=w.dtype)
     for j in range(td):
         gb[j] = gv[j]
         gtf[j] = -gv[j] * (1 - eps)
-        lc[j] = lse[j]
+        mc[j] = big[j]
+        lc[j] = lns[j]
     hd = ds.shape[0] > 0
     for c in range(n):
         wc = w[c]
         if acc.shape[0] > 0:  # -sum_j g_j q_cj (x'_cj - lse_j), while gt still holds x'
             total = 0.0
             for j in range(_u(0), _u(td)):
-                q = a * _cin(t2[c, db + j]) + bq
-                total += gv[j] * q * (np.float64(gt[c, db + j]) - lse[j])
+                q = a * _cin(t2[c, tb + j]) + bq
+                total += gv[j] * q * _sub2(np.float64(gt[c, db + j]), big[j], lns[j])
             acc[c] -= total
         if hd:
             for j in range(_u(0), _u(td)):
                 v = gt[c, db + j]
                 gx = fac[j] * (_cin(dst[c, db + j]) if _keep(dst) else _exp(_cin(gt[c, db + j]) - ms[j])) - gb[j] * (
-                    wc * (a * _cin(t2[c, db + j]) + bq)
+                    wc * (a * _cin(t2[c, tb + j]) + bq)
                 )
                 dst[c, db + j] = _cout(gx * ds[c, j], dst)
-                gt[c, db + j] = gtf[j] * wc * (v - lc[j])
+                gt[c, db + j] = gtf[j] * wc * _sub2(v, mc[j], lc[j])
         else:
             for j in range(_u(0), _u(td)):
                 v = gt[c, db + j]
                 gx = fac[j] * (_cin(dst[c, db + j]) if _keep(dst) else _exp(_cin(gt[c, db + j]) - ms[j])) - gb[j] * (
-                    wc * (a * _cin(t2[c, db + j]) + bq)
+                    wc * (a * _cin(t2[c, tb + j]) + bq)
                 )
                 dst[c, db + j] = _cout(gx, dst)
-                gt[c, db + j] = gtf[j] * wc * (v - lc[j])
+                gt[c, db + j] = gtf[j] * wc * _sub2(v, mc[j], lc[j])
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _prob_strided_block(
-    x: Any,
-    t: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    grad_t: Any,
-    acc: Any,
-    loss: Any,
-    lse: Any,
-    tile: int,
-    t0: int,
-    t1: int,
-    inplace: bool,
-) -> None:
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def ce_prob_strided(x, t, w, eps, z, cap, g, grad, grad_t, acc, loss, lse, tile, t0, t1, inplace) -> None:
+    """:func:`ce_prob_rows` for the layout ``(N, C, D)`` (``t``, ``grad``,
+    ``grad_t`` of that shape, or ``(N, 0, 0)`` for the loss only; ``g``,
+    ``loss``, ``lse``, ``tile``, ``t0``, ``t1`` as in :func:`ce_index_strided`)."""
     n_cls = x.shape[1]
     width = x.shape[2]
     tiles = (width + tile - 1) // tile
     ip = inplace and cap <= 0
-    xs = np.empty((n_cls, tile) if cap > 0 else (0, 0), dtype=w.dtype)
-    ds = np.empty((n_cls, tile) if cap > 0 else (0, 0), dtype=w.dtype)
-    gb = np.empty(tile)
+    want = grad.shape[1] > 0  # the loss only: grad, grad_t are (N, 0, 0); scratch tiles take their place
+    scratch = np.empty((0, 0) if want else (n_cls, tile), dtype=grad.dtype)
+    scratch_t = np.empty((0, 0) if want else (n_cls, tile), dtype=grad_t.dtype)
+    xs, ds, gb = _task_scratch(n_cls, tile, cap, w)
     for task in range(t0, t1):
-        i = task // tiles
-        d0 = (task % tiles) * tile
-        td = min(tile, width - d0)
-        for j in range(td):
-            gb[j] = g[i, d0 + j] if g.size > 1 else g[0, 0]
+        i, d0, td = _task_tile(task, tiles, tile, width, g, gb)
         lv = loss[i, d0 : d0 + td]
         sv = lse[i, d0 : d0 + td]
+        dst = grad[i] if want else scratch
+        gt = grad_t[i] if want else scratch_t
+        do = d0 if want else d0 - d0
         if cap > 0:
             _tile_softcap(x[i], d0, td, _cv(cap, w), xs, ds)
-            _prob_tile(xs, d0 - d0, t[i], grad[i], grad_t[i], d0, td, gb, w, eps, z, ds, acc, lv, sv, ip)
+            _prob_tile(xs, d0 - d0, t[i], d0, dst, gt, do, td, gb, w, eps, z, ds, acc, lv, sv, ip, want)
         else:
-            _prob_tile(x[i], d0, t[i], grad[i], grad_t[i], d0, td, gb, w, eps, z, ds, acc, lv, sv, ip)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def ce_prob_strided(
-    x: Any,
-    t: Any,
-    w: Any,
-    eps: float,
-    z: float,
-    cap: float,
-    g: Any,
-    grad: Any,
-    grad_t: Any,
-    grad_w: Any,
-    loss: Any,
-    lse: Any,
-    tile: int,
-    inplace: bool,
-    blocks: int,
-) -> None:
-    """:func:`ce_prob_rows` for the layout ``(N, C, D)`` (``t``, ``grad``,
-    ``grad_t`` of that shape, or ``(N, 0, 0)`` for the loss only; ``g``,
-    ``loss``, ``lse`` as in :func:`ce_index_strided`)."""
-    tasks = x.shape[0] * ((x.shape[2] + tile - 1) // tile)
-    nb = max(1, min(tasks, blocks, grad_w.shape[0]))
-    for b in prange(nb):
-        _prob_strided_block(
-            x,
-            t,
-            w,
-            eps,
-            z,
-            cap,
-            g,
-            grad,
-            grad_t,
-            grad_w[b],
-            loss,
-            lse,
-            tile,
-            b * tasks // nb,
-            (b + 1) * tasks // nb,
-            inplace,
-        )
+            _prob_tile(x[i], d0, t[i], d0, dst, gt, do, td, gb, w, eps, z, ds, acc, lv, sv, ip, want)
 
 
 # --- log-sum-exp, log-softmax, softmax -------------------------------------------------------------
 #
-# One kernel each (so that a first call compiles only its own code). ``w`` is an empty array of
-# the compute dtype. Log-sum-exp follows torch.logsumexp: m + log sum exp(x - m), with the
-# maximum m not subtracted where infinite (+inf, or -inf everywhere), into float64 ``out`` of
-# shape (R, 1) / (N, 1, D). Log-softmax and softmax write ``out`` of the input's shape and
-# storage dtype; a slice holding NaN or +inf, or only -inf, is NaN.
+# ``w`` is an empty array of the compute dtype. Log-sum-exp follows torch.logsumexp: m + log sum exp(x - m),
+# with the maximum m not subtracted where infinite (+inf, or -inf everywhere), into float64 ``out``.
+# Log-softmax and softmax write ``out`` of the input's shape and storage dtype; a slice holding NaN or +inf,
+# or only -inf, is NaN. Both reuse the cross-entropy's passes 1 and 2 with the same array types, and short
+# rows go through transposed tiles as in :func:`ce_index_small_rows`: each row's sum of exponentials is then
+# the one the cross-entropy computes, so that ``nll_loss(log_softmax(x))`` equals ``cross_entropy(x)`` to the bit.
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _lse_unshifted(x: Any, i: int, d: int, n: int) -> float:
-    """``log(sum_c exp(x[i, c, d]))`` with no shift (for an infinite maximum)."""
+def _lse_value(big: float, total: float, v: Any) -> float:
+    """The log-sum-exp of the 1-D ``v`` from its maximum ``big`` and ``total =
+    sum exp(v - big)``; computed again without a shift when ``big`` is infinite."""
+    if big != np.inf and big != _NEG_INF:
+        return big + math.log(total)
     s = 0.0
-    for c in range(n):
-        s += math.exp(np.float64(_cin(x[i, c, d])))
+    for c in range(v.shape[0]):
+        s += math.exp(np.float64(_cin(v[c])))
     return math.log(s)
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _lse_block(x: Any, out: Any, w: Any, r0: int, r1: int) -> None:
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def lse_rows(x: Any, out: Any, w: Any, r0: int, r1: int) -> None:
+    """Log-sum-exp of rows ``[r0, r1)`` of ``x`` ``(R, C)`` into ``out`` ``(R,)`` float64."""
     n = x.shape[1]
-    nch = (n + _CH - 1) // _CH
-    mk = np.empty(nch, dtype=w.dtype)
-    sk = np.empty(nch)
+    mk, sk = _chunk_scratch(n, w)
     none = np.empty(0, dtype=np.uint16)
+    nod = np.empty(0, dtype=w.dtype)  # no targets
+    zero = _cv(0.0, w)
+    ip = r0 < 0  # False, as a variable (a literal would compile another variant)
     for i in range(r0, r1):
-        big, total, _ = _row_stats(x[i], none, w, False, mk, sk, False)
-        if big == np.inf or big == _NEG_INF:
-            s = 0.0
-            for c in range(n):
-                s += math.exp(np.float64(_cin(x[i, c])))
-            out[i, 0] = math.log(s)
-        else:
-            out[i, 0] = big + math.log(total)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def lse_rows(x: Any, out: Any, w: Any, blocks: int) -> None:
-    """Log-sum-exp of each row of ``x`` ``(R, C)`` into ``out`` ``(R, 1)`` float64."""
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks))
-    for b in prange(nb):
-        _lse_block(x, out, w, b * rows // nb, (b + 1) * rows // nb)
+        big, total, _, _ = _row_stats(x[i], none, w, 0, nod, nod, zero, zero, mk, sk, ip)
+        out[i] = _lse_value(big, total, x[i])
 
 
 @njit(fastmath=_FM, cache=True, error_model="numpy")
-def _log_softmax_block(x: Any, out: Any, w: Any, r0: int, r1: int) -> None:
+def _tile_normalise(src: Any, so: int, dst: Any, do: int, td: int, w: Any, softmax: bool) -> None:
+    """Softmax (or log-softmax) of the columns ``src[:, so:so + td]`` into
+    ``dst[:, do:do + td]``; ``dst`` holds the exponentials in between."""
+    ms, big = _tile_shift(src, so, td, w)
+    ip = so < 0  # False, as a variable
+    s, lns = _tile_sums(src, so, dst, do, td, w, ms, big, ip)
+    if softmax:
+        fac = _tile_factors(ms, s, big, np.ones(td), td, w)
+        keep = np.ones(td, dtype=np.bool_)
+        _tile_grad(src, so, dst, do, td, ms, fac, np.zeros(td, dtype=w.dtype), w, w.reshape((0, 0)), keep, ip)
+        return
+    # (x - M) - log S: the first difference is exact near the maximum, so small
+    # log-probabilities keep their digits (and log S is not lost next to a huge M).
+    mc = np.empty(td, dtype=w.dtype)
+    lc = np.empty(td, dtype=w.dtype)
+    for j in range(td):
+        mc[j] = big[j]
+        lc[j] = lns[j]
+    sb = _u(so)
+    db = _u(do)
+    for c in range(src.shape[0]):
+        for j in range(_u(0), _u(td)):
+            dst[c, db + j] = _cout(_sub2(_cin(src[c, sb + j]), mc[j], lc[j]), dst)
+
+
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def normalise_rows(x: Any, out: Any, w: Any, softmax: bool, r0: int, r1: int) -> None:
+    """Softmax (or log-softmax) of rows ``[r0, r1)`` of ``x`` ``(R, C)`` into
+    ``out`` (the input's storage dtype): the exponentials are stored, then
+    scaled in place (recomputed for bfloat16)."""
     n = x.shape[1]
-    nch = (n + _CH - 1) // _CH
-    mk = np.empty(nch, dtype=w.dtype)
-    sk = np.empty(nch)
-    none = np.empty(0, dtype=np.uint16)
-    for i in range(r0, r1):
-        src = x[i]
-        big, total, _ = _row_stats(src, none, w, False, mk, sk, False)
-        lse = _lse_of(big, total)
-        # (x - M) - log S: the first difference is exact near the maximum, so small
-        # log-probabilities keep their digits.
-        mc = _cv(big, w)
-        lc = _cv(lse - big, w) if big != _NEG_INF else _cv(np.nan, w)
-        dst = out[i]
-        for c in range(n):
-            dst[c] = _cout((_cin(src[c]) - mc) - lc, dst)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def log_softmax_rows(x: Any, out: Any, w: Any, blocks: int) -> None:
-    """Log-softmax of each row of ``x`` ``(R, C)`` into ``out`` (input's dtype)."""
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks))
-    for b in prange(nb):
-        _log_softmax_block(x, out, w, b * rows // nb, (b + 1) * rows // nb)
-
-
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _softmax_block(x: Any, out: Any, w: Any, r0: int, r1: int) -> None:
-    n = x.shape[1]
-    nch = (n + _CH - 1) // _CH
-    mk = np.empty(nch, dtype=w.dtype)
-    sk = np.empty(nch)
+    if n <= _SMALL_C:
+        xt = np.empty((n, _SMALL_TILE), dtype=w.dtype)
+        ot = np.empty((n, _SMALL_TILE), dtype=w.dtype)
+        for t0 in range(r0, r1, _SMALL_TILE):
+            tb = min(_SMALL_TILE, r1 - t0)
+            _transpose_in(x, t0, tb, xt)
+            _tile_normalise(xt, t0 - t0, ot, t0 - t0, tb, w, softmax)
+            _transpose_out(ot, t0, tb, out)
+        return
+    mk, sk = _chunk_scratch(n, w)
+    nod = np.empty(0, dtype=w.dtype)  # no targets
+    zero = _cv(0.0, w)
     ip = r0 < 0  # False, as a variable
     for i in range(r0, r1):
-        big, total, _ = _row_stats(x[i], out[i], w, False, mk, sk, ip)
-        _row_finish(x[i], out[i], w, w, mk, big, total, 1.0, 0.0, ip)
+        src = x[i]
+        dst = out[i]
+        big, total, _, _ = _row_stats(src, dst, w, 0, nod, nod, zero, zero, mk, sk, ip)
+        if softmax:
+            _row_finish(src, dst, w, w, mk, big, total, 1.0, 0.0, ip)
+            continue
+        mc = _cv(big, w)
+        lc = _cv(_log_sum(big, total), w)
+        for c in range(_u(0), _u(n)):
+            dst[c] = _cout(_sub2(_cin(src[c]), mc, lc), dst)
 
 
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def softmax_rows(x: Any, out: Any, w: Any, blocks: int) -> None:
-    """Softmax of each row of ``x`` ``(R, C)`` into ``out`` (input's dtype): the
-    exponentials are stored, then scaled in place (recomputed for bfloat16)."""
-    rows = x.shape[0]
-    nb = max(1, min(rows, blocks))
-    for b in prange(nb):
-        _softmax_block(x, out, w, b * rows // nb, (b + 1) * rows // nb)
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def lse_strided(x: Any, out: Any, w: Any, tile: int, t0: int, t1: int) -> None:
+    """Log-sum-exp over axis 1 of ``x`` ``(N, C, D)`` into ``out`` ``(N, D)``
+    float64, for the tasks ``[t0, t1)`` (task ``k``: sample ``k // tiles``,
+    positions from ``(k % tiles) * tile``)."""
+    width = x.shape[2]
+    tiles = (width + tile - 1) // tile
+    none = np.empty((0, 0), dtype=np.uint16)
+    for task in range(t0, t1):
+        i = task // tiles
+        d0 = (task % tiles) * tile
+        td = min(tile, width - d0)
+        src = x[i]
+        ms, big = _tile_shift(src, d0, td, w)
+        s, _ = _tile_sums(src, d0, none, d0, td, w, ms, big, d0 < 0)
+        for j in range(td):
+            out[i, d0 + j] = _lse_value(big[j], s[j], src[:, d0 + j])
 
 
-@njit(fastmath=_FM, cache=True, error_model="numpy")
-def _normalise_strided_block(x: Any, out: Any, w: Any, mode: int, tile: int, t0: int, t1: int) -> None:
-    n = x.shape[1]
+@njit(fastmath=_FM, cache=True, error_model="numpy", nogil=True)
+def normalise_strided(x: Any, out: Any, w: Any, softmax: bool, tile: int, t0: int, t1: int) -> None:
+    """Softmax (or log-softmax) over axis 1 of ``x`` ``(N, C, D)`` into ``out``,
+    for the tasks ``[t0, t1)`` (as in :func:`lse_strided`)."""
     width = x.shape[2]
     tiles = (width + tile - 1) // tile
     for task in range(t0, t1):
         i = task // tiles
         d0 = (task % tiles) * tile
-        td = min(tile, width - d0)
-        src = x[i]
-        if mode == 2:
-            ms, s, big, lse = _tile_stats(src, d0, out[i], d0, td, w, False)
-            fac = _tile_factors(ms, s, big, np.ones(td), td, w)
-            keep = np.ones(td, dtype=np.bool_)
-            bb = np.zeros(td, dtype=w.dtype)
-            _tile_grad(src, d0, out[i], d0, td, ms, fac, bb, w, w.reshape((0, 0)), keep, False)
-            continue
-        dst = out[i]
-        ms, s, big, lse = _tile_stats(src, d0, np.empty((0, 0), dtype=np.uint16), d0, td, w, False)
-        if mode == 0:
-            for j in range(td):
-                if big[j] == np.inf or big[j] == _NEG_INF:
-                    out[i, 0, d0 + j] = _lse_unshifted(x, i, d0 + j, n)
-                else:
-                    out[i, 0, d0 + j] = big[j] + math.log(s[j])
-            continue
-        mc = np.empty(td, dtype=w.dtype)
-        lc = np.empty(td, dtype=w.dtype)
-        for j in range(td):
-            mc[j] = big[j]
-            lc[j] = lse[j] - big[j] if big[j] != _NEG_INF else np.nan
-        base = _u(d0)
-        for c in range(n):
-            for j in range(_u(0), _u(td)):
-                dst[c, base + j] = _cout((_cin(src[c, base + j]) - mc[j]) - lc[j], dst)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def lse_strided(x: Any, out: Any, w: Any, tile: int, blocks: int) -> None:
-    """Log-sum-exp over axis 1 of ``x`` ``(N, C, D)`` into ``out`` ``(N, 1, D)`` float64."""
-    tasks = x.shape[0] * ((x.shape[2] + tile - 1) // tile)
-    nb = max(1, min(tasks, blocks))
-    for b in prange(nb):
-        _normalise_strided_block(x, out, w, 0, tile, b * tasks // nb, (b + 1) * tasks // nb)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def log_softmax_strided(x: Any, out: Any, w: Any, tile: int, blocks: int) -> None:
-    """Log-softmax over axis 1 of ``x`` ``(N, C, D)``."""
-    tasks = x.shape[0] * ((x.shape[2] + tile - 1) // tile)
-    nb = max(1, min(tasks, blocks))
-    for b in prange(nb):
-        _normalise_strided_block(x, out, w, 1, tile, b * tasks // nb, (b + 1) * tasks // nb)
-
-
-@njit(parallel=True, fastmath=_FM, cache=True, error_model="numpy")
-def softmax_strided(x: Any, out: Any, w: Any, tile: int, blocks: int) -> None:
-    """Softmax over axis 1 of ``x`` ``(N, C, D)``."""
-    tasks = x.shape[0] * ((x.shape[2] + tile - 1) // tile)
-    nb = max(1, min(tasks, blocks))
-    for b in prange(nb):
-        _normalise_strided_block(x, out, w, 2, tile, b * tasks // nb, (b + 1) * tasks // nb)
+        _tile_normalise(x[i], d0, out[i], d0, min(tile, width - d0), w, softmax)

@@ -17,12 +17,20 @@ loss is computed, in one read, and the pullback runs the gradient kernel.
 A gradient buffer ``grad_out`` (the logits themselves allowed) receives the
 gradient, and the pullback returns it; it is scaled in place, so such a
 pullback may be called once.
+
+The kernels compute a range of rows (or strided tasks) and release the GIL;
+:func:`_run` splits the work into blocks on a pool of Python threads. The
+arrays they only read are passed with one writeability each (the logits
+writeable, see :func:`_logits`; the rest read-only), so that each kernel has
+one compiled signature per storage dtype.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -61,9 +69,66 @@ def _readable(a: np.ndarray, cd: np.dtype) -> bool:
     return a.dtype == cd or (cd == np.float32 and _is_bf16(a.dtype))
 
 
-def _blocks() -> int:
-    # A few blocks per thread balance rows of unequal cost (ignored rows are free).
-    return 4 * get_num_threads()
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a``: Numba compiles one variant per writeability, so
+    the small inputs the kernels only read are passed read-only (as the caller's may be)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
+class _Alias:
+    """Exposes the memory of ``base`` through the array interface, as writeable."""
+
+    def __init__(self, base: np.ndarray) -> None:
+        self.base = base  # keeps the memory alive
+        iface = dict(base.__array_interface__)
+        iface["data"] = (iface["data"][0], False)
+        self.__array_interface__ = iface
+
+
+def _logits(a: np.ndarray) -> np.ndarray:
+    """``a`` typed writeable for the kernels (an alias of it when it is read-only).
+
+    The kernels never write through it (in place, the gradient buffer, checked
+    writeable, is the logits), but a writeable array has the type of the
+    soft-cap's scratch rows: each kernel then compiles its row code once, not
+    once for the logits and once for the capped copy, and the log-softmax shares
+    the cross-entropy's compiled passes (the same sums, to the bit).
+    """
+    return a if a.flags.writeable else np.asarray(_Alias(a))
+
+
+# Below this many elements one thread does the work: waking others costs more.
+_SERIAL_ELEMENTS = 1 << 15
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads)
+
+
+def _blocks(units: int, elements: int) -> int:
+    """How many blocks to split ``units`` rows or tasks into: a few per thread
+    (to balance rows of unequal cost: ignored rows are free), 1 for small work."""
+    threads = get_num_threads()
+    if threads == 1 or elements < _SERIAL_ELEMENTS:
+        return min(units, 1)
+    return min(units, 4 * threads)
+
+
+def _run(blocks: int, units: int, call: Callable[[int, int, int], None]) -> None:
+    """``call(b, lo, hi)`` for each block ``b`` of ``[0, units)``, on a pool of
+    Python threads (the kernels release the GIL). Threads rather than Numba's
+    ``parallel=True``: compiling a parallel kernel takes seconds longer per signature."""
+    if blocks <= 1:
+        if units:
+            call(0, 0, units)
+        return
+    # Keyed by process too: a forked child inherits the pool but not its threads.
+    key = (os.getpid(), get_num_threads())
+    pool = _POOLS.get(key)
+    if pool is None:
+        pool = _POOLS[key] = ThreadPoolExecutor(key[1], thread_name_prefix="nllkit")
+    futures = [pool.submit(call, b, b * units // blocks, (b + 1) * units // blocks) for b in range(blocks)]
+    for f in futures:
+        f.result()
 
 
 def _tile(num_classes: int, bytes_per_element: int, width: int) -> int:
@@ -114,13 +179,17 @@ def _scalar(value: float, dtype: np.dtype) -> Any:
 
 
 def _reduce(loss: np.ndarray, reduction: str, divisor: float, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+    """Reduce the rows' losses (float64) as the generic path does: rounded to the
+    dtype it computes in (float32 for bfloat16), summed and divided in it."""
+    work = np.dtype(np.float32) if _is_bf16(dtype) else dtype
+    rows = loss.astype(work)
     if reduction == "none":
-        return loss.reshape(shape).astype(dtype)
-    total = float(np.sum(loss))
+        return rows.reshape(shape).astype(dtype)
+    total = np.sum(rows)
     if reduction == "mean":
         with np.errstate(divide="ignore", invalid="ignore"):
-            total = float(np.float64(total) / np.float64(divisor))
-    return _scalar(total, dtype)
+            total = total / work.type(divisor)
+    return _scalar(float(total), dtype)
 
 
 def _row_g(cotangent: Any, reduction: str, divisor: float, rows_shape: tuple[int, ...]) -> np.ndarray:
@@ -202,11 +271,10 @@ def cross_entropy_index_fused(
     n, c, d = _layout(input.shape)
     if c == 0:
         return None
-    x = _as_layout(_storage(input, cd), n, c, d)
+    x = _logits(_as_layout(_storage(input, cd), n, c, d))
     rows_shape = (n,) if d == 1 else (n, d)
-    y = np.asarray(target).astype(np.int64, copy=False).reshape(rows_shape)
-    y = np.ascontiguousarray(y)
-    w = np.empty(0, cd) if weight is None else np.ascontiguousarray(weight, dtype=cd)
+    y = _ro(np.ascontiguousarray(np.asarray(target).astype(np.int64, copy=False).reshape(rows_shape)))
+    w = _ro(np.empty(0, cd) if weight is None else np.ascontiguousarray(weight, dtype=cd))
     wsum = float(c) if weight is None else float(np.sum(w, dtype=np.float64))
     kept = y != ignore_index
     if weight is None:
@@ -219,18 +287,21 @@ def cross_entropy_index_fused(
     def run(g: np.ndarray, grad: np.ndarray | None, in_place: bool) -> tuple[np.ndarray, np.ndarray]:
         loss = np.empty(rows_shape)
         lse = np.empty(rows_shape)
-        # The loss only: an empty uint16 gradient (the kernels then store nothing).
-        gk = (
-            np.empty((n,) + (0,) * (x.ndim - 1), np.uint16) if grad is None else _as_layout(_storage(grad, cd), n, c, d)
-        )
+        # The loss only: an empty gradient of x's dtype (the kernels run the same code on scratch,
+        # so that the loss does not depend on need_grad).
+        gk = np.empty((n,) + (0,) * (x.ndim - 1), x.dtype) if grad is None else _as_layout(_storage(grad, cd), n, c, d)
+        g = _ro(g)
+        args = (x, y, w, wsum, ignore_index, eps, z, cap, g, gk, loss, lse)
         if d == 1 and c <= kernels._SMALL_C:
-            proto = np.empty(0, np.uint16 if grad is None else cd)
-            kernels.ce_index_small_rows(x, y, w, wsum, ignore_index, eps, z, cap, g, gk, loss, lse, proto, _blocks())
+            _run(_blocks(n, n * c), n, lambda b, lo, hi: kernels.ce_index_small_rows(*args, lo, hi))
         elif d == 1:
-            kernels.ce_index_rows(x, y, w, wsum, ignore_index, eps, z, cap, g, gk, loss, lse, in_place, _blocks())
+            _run(_blocks(n, n * c), n, lambda b, lo, hi: kernels.ce_index_rows(*args, lo, hi, in_place))
         else:
-            kernels.ce_index_strided(
-                x, y, w, wsum, ignore_index, eps, z, cap, g, gk, loss, lse, tile, in_place, _blocks()
+            tasks = n * -(-d // tile) if d else 0  # tasks of `tile` positions; none for D = 0
+            _run(
+                _blocks(tasks, n * c * d),
+                tasks,
+                lambda b, lo, hi: kernels.ce_index_strided(*args, tile, lo, hi, in_place),
             )
         return loss, lse
 
@@ -308,34 +379,36 @@ def cross_entropy_prob_fused(
     n, c, d = _layout(input.shape)
     if c == 0:
         return None
-    x = _as_layout(_storage(input_k, cd), n, c, d)
+    x = _logits(_as_layout(_storage(input_k, cd), n, c, d))
     t_src = target if _readable(target, cd) else target.astype(cd)
-    t = _as_layout(_storage(np.ascontiguousarray(t_src), cd), n, c, d)
-    w = np.ones(c, cd) if weight is None else np.ascontiguousarray(weight, dtype=cd)
+    t = _ro(_as_layout(_storage(np.ascontiguousarray(t_src), cd), n, c, d))
+    w = _ro(np.ones(c, cd) if weight is None else np.ascontiguousarray(weight, dtype=cd))
     rows_shape = (n,) if d == 1 else (n, d)
     rows = n * d
     eps, z, cap = float(label_smoothing), float(z_loss), float(softcap or 0.0)
     tile = _tile(c, 2 * input.dtype.itemsize + 2 * cd.itemsize, d) if d > 1 else 0
     keep_layout = _keep_layout(n, d)
-    nb = _blocks()
+    tasks = n if d == 1 else (n * -(-d // tile) if d else 0)  # rows, or tasks of `tile` positions
+    nb = max(1, _blocks(tasks, n * c * d))
 
     def run(
         g: np.ndarray, grad: np.ndarray | None, in_place: bool
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         loss = np.empty(rows_shape)
         lse = np.empty(rows_shape)
-        if grad is None:  # the loss only: empty gradients (the kernels then store nothing)
-            gk = np.empty((n,) + (0,) * (x.ndim - 1), np.uint16)
+        if grad is None:  # the loss only: empty gradients (the kernels run the same code on scratch)
+            gk = np.empty((n,) + (0,) * (x.ndim - 1), x.dtype)
             gt = np.empty((n,) + (0,) * (x.ndim - 1), cd)
             acc = np.zeros((nb, 0))
         else:
             gk = _as_layout(_storage(grad, cd), n, c, d)
             gt = np.empty(x.shape, cd)
             acc = np.zeros((nb, c if weight is not None else 0))
+        args = (x, t, w, eps, z, cap, _ro(g), gk, gt)
         if d == 1:
-            kernels.ce_prob_rows(x, t, w, eps, z, cap, g, gk, gt, acc, loss, lse, in_place, nb)
+            _run(nb, tasks, lambda b, lo, hi: kernels.ce_prob_rows(*args, acc[b], loss, lse, lo, hi, in_place))
         else:
-            kernels.ce_prob_strided(x, t, w, eps, z, cap, g, gk, gt, acc, loss, lse, tile, in_place, nb)
+            _run(nb, tasks, lambda b, lo, hi: kernels.ce_prob_strided(*args, acc[b], loss, lse, tile, lo, hi, in_place))
         if grad is None:
             return loss, None, None
         grad_w = acc.sum(axis=0).astype(cd) if weight is not None else None
@@ -436,20 +509,20 @@ def _normalised(input: np.ndarray, dim: int, softmax: bool) -> tuple[np.ndarray,
     post = math.prod(x.shape[dim + 1 :])
     out = np.empty(x.shape, x.dtype)
     if x.size:
-        xk = _storage(x, cd)
+        xk = _logits(_storage(x, cd))
         ok = _storage(out, cd)
-        proto = np.empty(0, cd)
+        proto = _ro(np.empty(0, cd))
         if post == 1:
-            rows = kernels.softmax_rows if softmax else kernels.log_softmax_rows
-            rows(xk.reshape(pre, c), ok.reshape(pre, c), proto, _blocks())
+            xr, orow = xk.reshape(pre, c), ok.reshape(pre, c)
+            _run(_blocks(pre, x.size), pre, lambda b, lo, hi: kernels.normalise_rows(xr, orow, proto, softmax, lo, hi))
         else:
-            strided = kernels.softmax_strided if softmax else kernels.log_softmax_strided
-            strided(
-                xk.reshape(pre, c, post),
-                ok.reshape(pre, c, post),
-                proto,
-                _tile(c, 2 * x.dtype.itemsize, post),
-                _blocks(),
+            xs, os_ = xk.reshape(pre, c, post), ok.reshape(pre, c, post)
+            tile = _tile(c, 2 * x.dtype.itemsize, post)
+            tasks = pre * -(-post // tile)
+            _run(
+                _blocks(tasks, x.size),
+                tasks,
+                lambda b, lo, hi: kernels.normalise_strided(xs, os_, proto, softmax, tile, lo, hi),
             )
     return out, cd, (pre, c, post)
 
@@ -505,12 +578,16 @@ def logsumexp_fused(
     post = math.prod(x.shape[dims[-1] + 1 :])
     lse = np.full((pre, 1, post), -np.inf)
     if c and pre and post:
-        xk = _storage(x, cd)
-        proto = np.empty(0, cd)
+        xk = _logits(_storage(x, cd))
+        proto = _ro(np.empty(0, cd))
         if post == 1:
-            kernels.lse_rows(xk.reshape(pre, c), lse.reshape(pre, 1), proto, _blocks())
+            xr, lr = xk.reshape(pre, c), lse.reshape(pre)
+            _run(_blocks(pre, x.size), pre, lambda b, lo, hi: kernels.lse_rows(xr, lr, proto, lo, hi))
         else:
-            kernels.lse_strided(xk.reshape(pre, c, post), lse, proto, _tile(c, x.dtype.itemsize, post), _blocks())
+            xs, ls = xk.reshape(pre, c, post), lse.reshape(pre, post)
+            tile = _tile(c, x.dtype.itemsize, post)
+            tasks = pre * -(-post // tile)
+            _run(_blocks(tasks, x.size), tasks, lambda b, lo, hi: kernels.lse_strided(xs, ls, proto, tile, lo, hi))
     kept = tuple(1 if i in dims else s for i, s in enumerate(x.shape))
     if not input.ndim:
         shape: tuple[int, ...] = ()
