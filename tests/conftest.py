@@ -131,14 +131,6 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return Backend(request.param, _namespace(request.param))
 
 
-@pytest.fixture(autouse=True)
-def _fused_kernels_in_their_tests(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fused kernels are opt-in (NLLKIT_FUSED=1) while experimental: their
-    own tests opt in."""
-    if request.module.__name__.split(".")[-1].startswith("test_fused"):
-        monkeypatch.setenv("NLLKIT_FUSED", "1")
-
-
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(20261122)

@@ -16,7 +16,9 @@ RNG = np.random.default_rng(3)
 def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "fused":
         pytest.importorskip("numba")
-        monkeypatch.setenv("NLLKIT_FUSED", "1")
+        monkeypatch.delenv("NLLKIT_DISABLE_FUSED", raising=False)
+    else:
+        monkeypatch.setenv("NLLKIT_DISABLE_FUSED", "1")
     return str(request.param)
 
 

@@ -6,6 +6,7 @@ array-api-strict, PyTorch, JAX and CuPy arrays; :func:`value_and_grad` and
 """
 
 from nllkit._autodiff import value_and_grad, vjp
+from nllkit._kernels import fused_kernels
 from nllkit._kernels._threads import get_num_threads, set_num_threads
 from nllkit.losses import (
     binary_cross_entropy,
@@ -63,6 +64,7 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_with_grad",
     "fit",
+    "fused_kernels",
     "gaussian_nll_loss",
     "get_num_threads",
     "kl_div",

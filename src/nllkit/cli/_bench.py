@@ -8,7 +8,6 @@ error.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -111,8 +110,6 @@ def run(args: argparse.Namespace) -> int:
         check_writable("--json", args.json)
     if args.plot is not None:
         bench.require_plotting(args.plot)
-    # The benchmark measures the fused kernels, opt-in while experimental.
-    os.environ.setdefault("NLLKIT_FUSED", "1")
     report = bench.run(quick=args.quick, threads=args.threads, progress=sys.stderr)
     print(bench.format_table(report), end="")
     sys.stdout.flush()
