@@ -1,7 +1,8 @@
 """The ``nllkit`` command.
 
-One subcommand per module: each module's ``register(subparsers)`` adds its
-parser and sets ``handler``, a function ``(args) -> int``. Today there are
+One subcommand per module. Each module names its command (``NAME``, ``HELP``,
+``DESCRIPTION``, ``EPILOG`` and optionally ``FORMATTER``), adds its options
+(``configure(parser)``) and does the work (``run(args) -> int``). Today there are
 ``explain``, ``bench``, ``datasets`` (the public-domain datasets shipped
 with nllkit) and ``fit`` (maximum-likelihood fits of a column of numbers).
 
@@ -17,20 +18,16 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from types import ModuleType
+from typing import NoReturn
 
 from nllkit import __version__
 from nllkit.cli import _bench, _datasets, _explain, _fit
 
 __all__ = ["build_parser", "main"]
 
-#: Each entry adds one subcommand to the parser.
-_COMMANDS: tuple[Callable[[Any], None], ...] = (
-    _explain.register,
-    _bench.register,
-    _datasets.register,
-    _fit.register,
-)
+#: The subcommands, in the order ``nllkit --help`` lists them.
+_COMMANDS: tuple[ModuleType, ...] = (_explain, _bench, _datasets, _fit)
 
 _USAGE_ERROR = 2
 
@@ -64,8 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nllkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _COMMANDS:
-        register(subparsers)
+    for command in _COMMANDS:
+        sub = subparsers.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.DESCRIPTION,
+            epilog=command.EPILOG,
+            formatter_class=getattr(command, "FORMATTER", argparse.RawDescriptionHelpFormatter),
+        )
+        command.configure(sub)
+        sub.set_defaults(handler=command.run)
     return parser
 
 

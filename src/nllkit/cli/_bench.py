@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from nllkit import bench
 from nllkit.bench._report import check_writable
 
 NAME = "bench"
+#: The one-line summary in ``nllkit --help``.
+HELP = "time nllkit against PyTorch, JAX, naive NumPy and the memory limits"
 
-_DESCRIPTION = """\
+DESCRIPTION = """\
 Time nllkit's cross-entropy (forward, and forward + backward), Poisson and
 Gaussian NLL against PyTorch (CPU) and JAX (jit) when installed, naive NumPy,
 and the memory limits: one read of the input ('read') and one copy of it into
@@ -25,7 +26,7 @@ every repetition, so a noisy machine slows them alike: compare the ratios.
 float32, and bfloat16 when ml_dtypes is installed. On 2 cores the full run
 takes about 15 to 25 minutes and up to about 8 GiB of memory."""
 
-_EPILOG = """\
+EPILOG = """\
 examples:
   nllkit bench --quick
   nllkit bench --json results.json --plot results.png
@@ -137,22 +138,3 @@ def _run_fit(args: argparse.Namespace) -> int:
         print("\r\033[K", end="", file=sys.stderr)
     print(format_fit_table(rows))
     return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``bench`` subcommand to the ``nllkit`` command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From :meth:`argparse.ArgumentParser.add_subparsers`.
-    """
-    parser = subparsers.add_parser(
-        NAME,
-        help="time nllkit against PyTorch, JAX, naive NumPy and the memory limits",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    configure(parser)
-    parser.set_defaults(handler=run)

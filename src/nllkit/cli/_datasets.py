@@ -18,14 +18,16 @@ from nllkit import datasets
 from nllkit.datasets import Dataset
 
 NAME = "datasets"
+#: The one-line summary in ``nllkit --help``.
+HELP = "list the public-domain datasets shipped with nllkit"
 
-_DESCRIPTION = """\
+DESCRIPTION = """\
 List the public-domain datasets shipped with nllkit: the number of
 observations, the values they take, the distribution family 'nllkit fit'
 fits by default, a title and the source. Name one to see its description,
 source, licence and values."""
 
-_EPILOG = f"""\
+EPILOG = f"""\
 examples:
   nllkit datasets
   nllkit datasets --format json
@@ -208,22 +210,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(details(dataset))
     return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``datasets`` subcommand to the ``nllkit`` command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From :meth:`argparse.ArgumentParser.add_subparsers`.
-    """
-    parser = subparsers.add_parser(
-        NAME,
-        help="list the public-domain datasets shipped with nllkit",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    configure(parser)
-    parser.set_defaults(handler=run)

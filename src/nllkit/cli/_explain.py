@@ -29,6 +29,8 @@ import numpy.typing as npt
 import nllkit
 
 NAME = "explain"
+#: The one-line summary in ``nllkit --help``.
+HELP = "show step by step why nll_loss(log_softmax(x), y) is the cross-entropy"
 
 #: The classic tutorial example: its mean loss is 1.4124741554260254 in float32.
 DEFAULT_INPUT: list[list[float]] = [
@@ -757,7 +759,7 @@ class _Explanation:
 
 # --- command-line wiring ---------------------------------------------------------------
 
-_DESCRIPTION = """\
+DESCRIPTION = """\
 Show, step by step, why nll_loss(log_softmax(x), y) equals cross_entropy(x, y):
 the logits and targets, log_softmax with each row's log-sum-exp, the entry each
 target picks (the tutorial's log_softmax(x)[range(N), y]), weights and label
@@ -765,7 +767,7 @@ smoothing, the reduction, the result computed by nllkit in two ways, and the
 equivalent PyTorch and NumPy code. Without arguments it explains the classic
 tutorial example (mean loss 1.41247)."""
 
-_EPILOG = """\
+EPILOG = """\
 examples:
   nllkit explain
   nllkit explain --input '[[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]]' --target '[0, 2]'
@@ -845,22 +847,3 @@ def run(args: argparse.Namespace) -> int:
     )
     print(text, end="")
     return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add the ``explain`` subcommand to the ``nllkit`` command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From :meth:`argparse.ArgumentParser.add_subparsers`.
-    """
-    parser = subparsers.add_parser(
-        NAME,
-        help="show step by step why nll_loss(log_softmax(x), y) is the cross-entropy",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    configure(parser)
-    parser.set_defaults(handler=run)

@@ -67,8 +67,10 @@ if TYPE_CHECKING:
 # builds this parser, and importing the families (scipy.stats) costs ~1 s.
 
 NAME = "fit"
+#: The one-line summary in ``nllkit --help``.
+HELP = "fit a distribution to data by maximum likelihood"
 
-_DESCRIPTION = f"""\
+DESCRIPTION = f"""\
 Fit a distribution to a column of numbers by maximum likelihood and print the
 estimates with standard errors and confidence intervals, the log-likelihood,
 AIC and BIC; '--family auto' fits every family that suits the data and ranks
@@ -84,7 +86,7 @@ empty, NA or NaN cell is an open end), or a 0/1 column named by
 #: Replaced by the list of families when the help is shown (see _HelpFormatter).
 _FAMILIES = "{families}"
 
-_EPILOG = f"""\
+EPILOG = f"""\
 {_FAMILIES}
 
 examples:
@@ -701,20 +703,5 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(subparsers: Any) -> None:
-    """Add the ``fit`` subcommand to the ``nllkit`` command.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        From :meth:`argparse.ArgumentParser.add_subparsers`.
-    """
-    parser = subparsers.add_parser(
-        NAME,
-        help="fit a distribution to data by maximum likelihood",
-        description=_DESCRIPTION,
-        epilog=_EPILOG,
-        formatter_class=_HelpFormatter,
-    )
-    configure(parser)
-    parser.set_defaults(handler=run)
+#: Formats ``nllkit fit --help``.
+FORMATTER: type[argparse.HelpFormatter] = _HelpFormatter
