@@ -343,6 +343,13 @@ def _cross_entropy(workload: Workload, env: Environment, rng: np.random.Generato
         xg = _torch_tensor(env, x).requires_grad_(True)
         call, prepare = _torch_grad_call(lambda: functional.cross_entropy(xg, yt), [xg])
         both.add("torch", call, prepare)
+        # The drop-in for torch users: the fused kernels behind a torch custom op.
+        import nllkit.torch as nllkit_torch
+
+        fwd.add("nllkit.torch", lambda: nllkit_torch.cross_entropy(xt, yt))
+        xd = _torch_tensor(env, x).requires_grad_(True)
+        call, prepare = _torch_grad_call(lambda: nllkit_torch.cross_entropy(xd, yt), [xd])
+        both.add("nllkit.torch", call, prepare)
 
     jax = env.jax
     if jax is None:

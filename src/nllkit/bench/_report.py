@@ -199,7 +199,7 @@ def require_plotting(path: str | os.PathLike[str]) -> None:
         )
 
 
-_PLOT_ORDER = (NLLKIT, "nllkit in-place", "torch", "jax jit", "numpy naive")
+_PLOT_ORDER = (NLLKIT, "nllkit in-place", "nllkit.torch", "torch", "jax jit", "numpy naive")
 _SHORT_DTYPES = {"float32": "f32", "bfloat16": "bf16"}
 _SHORT_LOSSES = {"cross_entropy": "CE", "poisson_nll_loss": "Poisson", "gaussian_nll_loss": "Gaussian"}
 
