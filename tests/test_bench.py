@@ -345,3 +345,36 @@ def test_benchmarks_script_is_the_command() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "nllkit bench" in done.stdout and "--quick" in done.stdout
+
+
+def _side_table(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    assert main(["bench", *args, "--quick"]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_linear_quick_times_both_and_measures_less_working_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    lines = _side_table(capsys, "--linear")
+    rows = [line.split() for line in lines[1:] if line.startswith(("float32", "bfloat16"))]
+    assert [r[0] for r in rows] == ["float32", "float32", "bfloat16", "bfloat16"]
+    assert [r[4] for r in rows] == ["torch", "nllkit.torch"] * 2  # 'torch naive' is two words
+    nllkit_rows = [r for r in rows if "nllkit.torch" in r]
+    for row in nllkit_rows:
+        seconds, working_ratio = float(row[5]), float(row[-1])
+        assert seconds > 0 and 0 <= working_ratio < 1  # never the N x V logits
+
+
+def test_fit_quick_lists_every_family(capsys: pytest.CaptureFixture[str]) -> None:
+    from nllkit.distributions import FAMILY_NAMES
+
+    lines = _side_table(capsys, "--fit", "--n", "2000")
+    assert sorted(line.split()[0] for line in lines[1 : 1 + len(FAMILY_NAMES)]) == sorted(FAMILY_NAMES)
+    assert all(" ok " in line for line in lines[1 : 1 + len(FAMILY_NAMES)])
+
+
+def test_side_benchmarks_refuse_json_and_each_other(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--fit", "--json", "x.json"]) == 2
+    assert main(["bench", "--fit", "--linear"]) == 2
+    err = capsys.readouterr().err
+    assert "--json and --plot are for the loss benchmark, not --fit" in err
+    assert "--fit and --linear are separate benchmarks" in err

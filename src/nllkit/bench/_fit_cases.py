@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from nllkit.bench._report import align
+
 __all__ = ["FIT_CASES", "FitCase", "FitTiming", "format_fit_table", "run_fit"]
 
 #: Goals in seconds at n = 1e6.
@@ -247,13 +249,6 @@ def format_fit_table(rows: Sequence[FitTiming]) -> str:
                 f"{row.ratio:.1f}x" if row.peer_n else "",
             )
         )
-    widths = [max(len(line[j]) for line in lines) for j in range(len(header))]
-    text = [
-        "  ".join(
-            cell.ljust(w) if j in (0, 4, 5) else cell.rjust(w)
-            for j, (cell, w) in enumerate(zip(line, widths, strict=True))
-        ).rstrip()
-        for line in lines
-    ]
+    text = align(lines, left=(0, 4, 5))
     text.append("speed-up: peer time / nllkit time, with a peer's time on a smaller sample scaled linearly to n")
     return "\n".join(text)

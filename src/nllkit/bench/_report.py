@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,17 @@ SCHEMA = "nllkit-bench/1"
 
 _HEADER = ("case", "implementation", "median ms", "IQR ms", "min ms", "x nllkit", "x limit", "peak MiB")
 
+
+
+def align(lines: Sequence[Sequence[str]], left: Collection[int]) -> list[str]:
+    """Rows of cells as aligned text: the columns in `left` left-justified, the others right-justified."""
+    widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if j in left else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    ]
 
 def _ms(value: float) -> str:
     if value >= 100:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from nllkit import bench
 from nllkit.bench._report import check_writable
@@ -32,7 +33,8 @@ examples:
   nllkit bench --json results.json --plot results.png
   nllkit bench --threads 1
   nllkit bench --fit            # nllkit.fit against scipy per family at n = 1e6
-  nllkit bench --fit --quick    # nllkit alone, no peers"""
+  nllkit bench --fit --quick    # nllkit alone, no peers
+  nllkit bench --linear         # linear cross-entropy vs F.cross_entropy(h @ W.T, y); ~10 min"""
 
 
 def _positive_int(text: str) -> int:
@@ -70,6 +72,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="time nllkit.fit against scipy (and statsmodels) per family instead of the losses",
     )
     parser.add_argument(
+        "--linear",
+        action="store_true",
+        help="time nllkit.torch.linear_cross_entropy against F.cross_entropy(h @ W.T, y) instead (needs torch)",
+    )
+    parser.add_argument(
         "--n",
         metavar="N",
         type=_positive_int,
@@ -104,8 +111,12 @@ def run(args: argparse.Namespace) -> int:
         Bad options, matplotlib missing for ``--plot``, or an output file
         that cannot be written; the caller reports it in one line (exit 2).
     """
+    if args.fit and args.linear:
+        raise ValueError("--fit and --linear are separate benchmarks: choose one")
     if args.fit:
         return _run_fit(args)
+    if args.linear:
+        return _run_linear(args)
     # Everything that can fail fails before the minutes of measuring.
     if args.json is not None:
         check_writable("--json", args.json)
@@ -121,20 +132,46 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_fit(args: argparse.Namespace) -> int:
-    from nllkit.bench._fit_cases import format_fit_table, run_fit
-
+def _run_side(args: argparse.Namespace, option: str, measure: Callable[[Callable[[str], None]], str]) -> int:
+    """Run a benchmark other than the losses' (``--fit``, ``--linear``): a progress line, then its table."""
     if args.json is not None or args.plot is not None:
-        raise ValueError("--json and --plot are for the loss benchmark, not --fit")
-
+        raise ValueError(f"--json and --plot are for the loss benchmark, not {option}")
     tty = sys.stderr.isatty()
 
     def progress(line: str) -> None:
         # One rewritten line on a terminal, a line per step in a log.
         print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", file=sys.stderr)
 
-    rows = run_fit(n=args.n, repeat=3 if args.quick else 5, peers=not args.quick, progress=progress)
+    table = measure(progress)
     if tty:
         print("\r\033[K", end="", file=sys.stderr)
-    print(format_fit_table(rows))
+    print(table)
     return 0
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    from nllkit.bench._fit_cases import format_fit_table, run_fit
+
+    return _run_side(
+        args,
+        "--fit",
+        lambda progress: format_fit_table(
+            run_fit(n=args.n, repeat=3 if args.quick else 5, peers=not args.quick, progress=progress)
+        ),
+    )
+
+
+def _run_linear(args: argparse.Namespace) -> int:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError("--linear needs torch: pip install 'nllkit[torch]'")
+    from nllkit.bench._linear_cases import format_linear_table, run_linear
+
+    return _run_side(
+        args,
+        "--linear",
+        lambda progress: format_linear_table(
+            run_linear(quick=args.quick, threads=args.threads, progress=progress)
+        ),
+    )
