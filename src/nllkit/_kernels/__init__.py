@@ -90,9 +90,6 @@ class Fused:
         return getattr(importlib.import_module(self.module), self.name)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from nllkit._kernels._threads import apply_thread_setting
-
-        apply_thread_setting()
         return self.function(*args, **kwargs)
 
     def __repr__(self) -> str:

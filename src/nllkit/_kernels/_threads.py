@@ -1,14 +1,16 @@
-"""How many threads the fused kernels use.
+"""How many threads the fused kernels use, and the pool that runs them.
 
 All cores by default; ``nllkit.set_num_threads(n)`` or the environment
 variable ``NLLKIT_NUM_THREADS`` change it. The kernels call no BLAS, so they
-do not oversubscribe with it; the count only sets Numba's threads for
-nllkit's own kernels.
+do not oversubscribe with it; the count only sizes the pool of Python threads
+(:func:`pool`) on which the callers run blocks of nllkit's own kernels (the
+kernels release the GIL).
 """
 
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 _ENV = "NLLKIT_NUM_THREADS"
 _requested: int | None = None
@@ -53,10 +55,14 @@ def get_num_threads() -> int:
     return _cores()
 
 
-def apply_thread_setting() -> None:
-    """Set Numba's thread count for the calling thread before a kernel runs."""
-    import numba
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads)
 
-    wanted = min(get_num_threads(), numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    if numba.get_num_threads() != wanted:
-        numba.set_num_threads(wanted)
+
+def pool(threads: int) -> ThreadPoolExecutor:
+    """A pool of `threads` worker threads, made on first use. Keyed by process
+    too: a forked child inherits the parent's pools but not their threads."""
+    key = (os.getpid(), threads)
+    executor = _POOLS.get(key)
+    if executor is None:
+        executor = _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="nllkit")
+    return executor

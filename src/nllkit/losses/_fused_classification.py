@@ -28,15 +28,13 @@ one compiled signature per storage dtype.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from nllkit._kernels import _rows as kernels
-from nllkit._kernels._threads import get_num_threads
+from nllkit._kernels._threads import get_num_threads, pool
 
 Pullback = Callable[[Any], tuple[Any, ...]]
 
@@ -101,7 +99,6 @@ def _logits(a: np.ndarray) -> np.ndarray:
 
 # Below this many elements one thread does the work: waking others costs more.
 _SERIAL_ELEMENTS = 1 << 15
-_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}  # by (process id, threads)
 
 
 def _blocks(units: int, elements: int) -> int:
@@ -121,12 +118,8 @@ def _run(blocks: int, units: int, call: Callable[[int, int, int], None]) -> None
         if units:
             call(0, 0, units)
         return
-    # Keyed by process too: a forked child inherits the pool but not its threads.
-    key = (os.getpid(), get_num_threads())
-    pool = _POOLS.get(key)
-    if pool is None:
-        pool = _POOLS[key] = ThreadPoolExecutor(key[1], thread_name_prefix="nllkit")
-    futures = [pool.submit(call, b, b * units // blocks, (b + 1) * units // blocks) for b in range(blocks)]
+    executor = pool(get_num_threads())
+    futures = [executor.submit(call, b, b * units // blocks, (b + 1) * units // blocks) for b in range(blocks)]
     for f in futures:
         f.result()
 

@@ -40,15 +40,13 @@ small input runs on the calling thread alone.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from nllkit._autodiff import Pullback
-from nllkit._kernels._threads import _cores, get_num_threads
+from nllkit._kernels._threads import get_num_threads, pool
 from nllkit._xp import Array, float_result_type, namespace, numel, to_dtype, work_dtype
 from nllkit.losses._gaussian import _HALF_LOG_2PI
 
@@ -222,27 +220,16 @@ def _flat(a: Any, dtype: np.dtype) -> np.ndarray:
     return flat
 
 
-_pool: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _executor() -> ThreadPoolExecutor:
-    """The worker threads (one per core), made on first use, and again in a
-    forked child, which does not inherit the parent's threads."""
-    global _pool
-    if _pool is None or _pool[0] != os.getpid():
-        _pool = (os.getpid(), ThreadPoolExecutor(_cores(), thread_name_prefix="nllkit"))
-    return _pool[1]
-
-
 def _launch(run_kernel: Any, tasks: int, *args: Any) -> None:
     """``run_kernel(task0, task1, *args)`` over all `tasks`, in contiguous
     ranges on nllkit's number of threads (no more threads than tasks; the
     calling thread takes the first range). The kernels release the GIL, and
     each task writes only its own outputs, so the result does not depend on
     the number of threads."""
-    threads = min(get_num_threads(), tasks)
+    size = get_num_threads()
+    threads = min(size, tasks)
     bounds = [tasks * i // threads for i in range(threads + 1)]
-    others = [_executor().submit(run_kernel, bounds[i], bounds[i + 1], *args) for i in range(1, threads)]
+    others = [pool(size).submit(run_kernel, bounds[i], bounds[i + 1], *args) for i in range(1, threads)]
     run_kernel(bounds[0], bounds[1], *args)
     for future in others:
         future.result()
