@@ -522,7 +522,6 @@ def test_converters_arrays_and_errors() -> None:
 
 
 def test_frozen_and_sampling() -> None:
-    pytest.importorskip("nllkit.distributions._frozen")
     dist = categorical(probs=[0.2, 0.3, 0.5])
     assert dist.family.param_names == ("p0", "p1", "p2")
     assert math.isclose(float(dist.logpdf(2)), math.log(0.5))

@@ -19,6 +19,7 @@ from nllkit.distributions._discrete import DiscreteFamily, floor_cdf, interior_s
 from nllkit.distributions._family import UNIT, Domain, Family, FloatArray, Sample, Support
 
 TRIALS = Domain("fixed", integer=True)
+_NO_TRIALS = "the number of trials must be given, e.g. fixed={'trials': 10}"
 
 
 def _binomial_logpmf(x: FloatArray, trials: Any, p: Any) -> FloatArray:
@@ -152,7 +153,7 @@ class Binomial(DataStructured):
     def bind(self, sample: Sample, fixed: Mapping[str, float]) -> Family:
         """The binomial with the given number of trials, after checking the data lie in [0, trials]."""
         if "trials" not in fixed:
-            raise ValueError(f"{self.name}: the number of trials must be given, e.g. fixed={{'trials': 10}}")
+            raise ValueError(f"{self.name}: {_NO_TRIALS}")
         trials = fixed["trials"]
         if not TRIALS.contains(float(trials)):
             raise ValueError(f"{self.name}: parameter trials must be {TRIALS.describe()}; got {trials!r}")
@@ -162,7 +163,7 @@ class Binomial(DataStructured):
 
     def _trials(self) -> int:
         if self.trials is None:
-            raise ValueError(f"{self.name}: the number of trials must be given, e.g. fixed={{'trials': 10}}")
+            raise ValueError(f"{self.name}: {_NO_TRIALS}")
         return self.trials
 
     def mle(self, sample: Sample) -> FloatArray:
@@ -289,11 +290,8 @@ class Categorical(DataStructured):
             )
         if sample.x.size == 0:
             raise ValueError(f"{self.name}: data must not be empty; got 0 values")
-        if self.k is not None:
-            self.check_data(sample.x)
-            return self
         self.check_data(sample.x)
-        return categorical_with(int(sample.x.max()) + 1)
+        return self if self.k is not None else categorical_with(self._size(sample))
 
     def _outside(self, x: FloatArray, *theta: Any) -> FloatArray:
         return self.support.outside(x) | (x >= self._probs(theta).shape[-1])
@@ -303,6 +301,10 @@ class Categorical(DataStructured):
     def _logpmf(self, x: FloatArray, *theta: Any) -> FloatArray:
         with np.errstate(divide="ignore"):
             return _take(np.log(self._probs(theta)), x)
+
+    def _size(self, sample: Sample) -> int:
+        """``K``: this family's, or ``max(data) + 1`` when not yet bound."""
+        return self.k if self.k is not None else int(sample.x.max()) + 1
 
     def _counts(self, sample: Sample, k: int) -> FloatArray:
         return np.bincount(sample.x.astype(np.intp), weights=sample.w, minlength=k)
@@ -333,12 +335,11 @@ class Categorical(DataStructured):
             return np.diag(np.where(counts > 0.0, counts / theta**2, 0.0))
 
     def mle(self, sample: Sample) -> FloatArray:
-        k = self.k if self.k is not None else int(sample.x.max()) + 1
-        return self._counts(sample, k) / sample.n
+        return self._counts(sample, self._size(sample)) / sample.n
 
     def start(self, sample: Sample) -> FloatArray:
         # Half a count in every category keeps the start inside the simplex.
-        counts = self._counts(sample, self.mle(sample).size) + 0.5
+        counts = self._counts(sample, self._size(sample)) + 0.5
         return counts / counts.sum()
 
     # --- the simplex transform ------------------------------------------------------------------

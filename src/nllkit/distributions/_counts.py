@@ -334,6 +334,11 @@ def _zero_truncated_rate(mean_positive: float) -> float:
     )
 
 
+def _zero_inflation(p0: float, rate: float) -> float:
+    """The ``pi`` that gives a share ``p0`` of zeros with Poisson(``rate``): ``(p0 - e^-rate) / (1 - e^-rate)``."""
+    return (p0 - math.exp(-rate)) / -math.expm1(-rate)
+
+
 class ZeroInflatedPoisson(ZeroInflated):
     r"""Zero-inflated Poisson: a structural zero with probability ``pi``, else Poisson(``rate``).
 
@@ -374,7 +379,7 @@ class ZeroInflatedPoisson(ZeroInflated):
         if p0 == 0.0 or mean_positive is None or mean_positive <= 1.0:
             return None
         rate = _zero_truncated_rate(mean_positive)
-        pi = (p0 - math.exp(-rate)) / -math.expm1(-rate)
+        pi = _zero_inflation(p0, rate)
         return np.array([pi, rate]) if pi > 0.0 else None
 
     def start(self, sample: Sample) -> FloatArray:
@@ -383,7 +388,7 @@ class ZeroInflatedPoisson(ZeroInflated):
             rate = positive_start(0.0, sample.n)
         else:
             rate = _zero_truncated_rate(mean_positive) if mean_positive > 1.0 else mean_positive
-        pi = (p0 - math.exp(-rate)) / -math.expm1(-rate)
+        pi = _zero_inflation(p0, rate)
         return np.array([interior_start(max(pi, 0.01), sample.n), rate])
 
 

@@ -24,7 +24,6 @@ class DiscreteFamily(Family):
     """A family on the integers: subclasses give ``_logpmf`` and ``derivs``."""
 
     discrete: ClassVar[bool] = True
-    scale_powers: ClassVar[tuple[int, ...] | None] = None
     support: ClassVar[Support] = COUNTS
 
     @abc.abstractmethod

@@ -96,9 +96,9 @@ class Support:
 
     def outside(self, x: FloatArray) -> FloatArray:
         """A boolean mask of the values outside the support (NaN is outside)."""
-        above = x <= self.lower if self.lower_open else x < self.lower
-        below = x >= self.upper if self.upper_open else x > self.upper
-        bad = ~np.isfinite(x) | above | below
+        below = x <= self.lower if self.lower_open else x < self.lower
+        above = x >= self.upper if self.upper_open else x > self.upper
+        bad = ~np.isfinite(x) | below | above
         if self.integer:
             bad |= x != np.floor(x)
         return bad
@@ -383,7 +383,7 @@ class Family(abc.ABC):
     def __call__(self, *args: Any, **params: Any) -> Any:
         from nllkit.distributions._frozen import Frozen
 
-        return Frozen(self, self.theta(params if params else args))
+        return Frozen(self, params if params else args)  # Frozen checks the parameters
 
     def __repr__(self) -> str:
         return f"<nllkit family {self.name}({', '.join(self.param_names)})>"
