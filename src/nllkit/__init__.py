@@ -48,6 +48,7 @@ def __getattr__(name: str) -> object:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'nllkit' has no attribute {name!r}")
 
+
 __all__ = [
     "BCELoss",
     "BCEWithLogitsLoss",

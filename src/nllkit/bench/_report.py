@@ -26,7 +26,6 @@ SCHEMA = "nllkit-bench/1"
 _HEADER = ("case", "implementation", "median ms", "IQR ms", "min ms", "x nllkit", "x limit", "peak MiB")
 
 
-
 def align(lines: Sequence[Sequence[str]], left: Collection[int]) -> list[str]:
     """Rows of cells as aligned text: the columns in `left` left-justified, the others right-justified."""
     widths = [max(len(line[j]) for line in lines) for j in range(len(lines[0]))]
@@ -36,6 +35,7 @@ def align(lines: Sequence[Sequence[str]], left: Collection[int]) -> list[str]:
         ).rstrip()
         for line in lines
     ]
+
 
 def _ms(value: float) -> str:
     if value >= 100:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from nllkit import bench
+from nllkit.bench._harness import Progress
 from nllkit.bench._report import check_writable
 
 NAME = "bench"
@@ -136,15 +137,10 @@ def _run_side(args: argparse.Namespace, option: str, measure: Callable[[Callable
     """Run a benchmark other than the losses' (``--fit``, ``--linear``): a progress line, then its table."""
     if args.json is not None or args.plot is not None:
         raise ValueError(f"--json and --plot are for the loss benchmark, not {option}")
-    tty = sys.stderr.isatty()
-
-    def progress(line: str) -> None:
-        # One rewritten line on a terminal, a line per step in a log.
-        print(f"\r\033[K{line}" if tty else line, end="" if tty else "\n", file=sys.stderr)
-
-    table = measure(progress)
-    if tty:
-        print("\r\033[K", end="", file=sys.stderr)
+    # One rewritten line on a terminal, a line per step in a log.
+    status = Progress(sys.stderr)
+    table = measure(status.step)
+    status.close()
     print(table)
     return 0
 

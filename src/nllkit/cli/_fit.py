@@ -234,8 +234,9 @@ class _Input:
     where: Callable[[int], str]
     header: list[str]
     record: dict[str, Any]
-    default_family: str
-    auto: Sequence[str] | str
+    default_family: str = "auto"
+    #: The families ``--family auto`` tries; None: those that suit the values (``candidates``).
+    families: Sequence[str] | None = None
     censored: Censored | None = None
 
 
@@ -245,8 +246,11 @@ def _load(args: argparse.Namespace) -> _Input:
     if args.file is None:
         if args.column is not None or args.weights is not None:
             raise ValueError("--column and --weights choose columns of a FILE; no FILE was given")
-        censoring = {"--censored": args.censored, "--right-censored": args.right_censored}
-        censoring["--left-censored"] = args.left_censored
+        censoring = {
+            "--censored": args.censored,
+            "--right-censored": args.right_censored,
+            "--left-censored": args.left_censored,
+        }
         option = next((name for name, value in censoring.items() if value is not None), None)
         if option is not None:
             raise ValueError(f"{option} reads columns of a FILE; no FILE was given (the datasets are uncensored)")
@@ -290,8 +294,6 @@ def _load(args: argparse.Namespace) -> _Input:
         where=column.where,
         header=header,
         record=record,
-        default_family="auto",
-        auto="auto",
         censored=censored,
     )
 
@@ -318,8 +320,6 @@ def _bounds(bounds: Bounds, weights: str | None) -> _Input:
             "weights": weights,
             "values": len(censored),
         },
-        default_family="auto",
-        auto="auto",
         censored=censored,
     )
 
@@ -351,7 +351,7 @@ def _dataset(name: str) -> _Input:
         },
         default_family=dataset.default_family,
         # The support is the dataset's documented one: integer-valued lifetimes are not counts.
-        auto=AUTO_FAMILIES[dataset.support],
+        families=AUTO_FAMILIES[dataset.support],
     )
 
 
@@ -601,7 +601,7 @@ def _auto(args: argparse.Namespace, data: _Input) -> tuple[list[str], dict[str, 
     from nllkit.fitting._compare import candidates, compare
 
     values = data.values if data.censored is None else data.censored
-    families = candidates(values) if isinstance(data.auto, str) else tuple(data.auto)
+    families = candidates(values) if data.families is None else tuple(data.families)
     bar = _Bar()
     bar.show(0, len(families), f"fitting {len(families)} families ...")
     try:
