@@ -577,6 +577,10 @@ def test_censored_errors(capsys, csv) -> None:  # type: ignore[no-untyped-def]
     flags = (good, "--column", "t", "--right-censored", "c")
     assert error(capsys, *flags, "--family", "weibull", "--gof").startswith("--gof needs uncensored data")
     assert error(capsys, "-", "--right-censored", "c").startswith("--right-censored and --left-censored read")
+    # A missing flag column is named by the option that asked for it, not by --column.
+    assert error(capsys, good, "--column", "t", "--left-censored", "nope", "--family", "weibull") == (
+        "--left-censored 'nope': no such column in good.csv; its columns are 't', 'c'"
+    )
 
 
 def test_plot_without_matplotlib_names_the_extra(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

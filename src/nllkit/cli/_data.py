@@ -205,13 +205,17 @@ def read_column(
     return data.values, data.weights, data.description
 
 
-def read_data(path: str, column: str | None, weights: str | None, *, stdin: TextIO | None = None) -> Column:
+def read_data(
+    path: str, column: str | None, weights: str | None, *, stdin: TextIO | None = None, option: str = "--column"
+) -> Column:
     """Read a column of numbers like :func:`read_column`, keeping each value's row.
 
     Parameters
     ----------
     path, column, weights, stdin
         As for :func:`read_column`.
+    option : str
+        The command-line option that named `column`, for its errors.
 
     Returns
     -------
@@ -231,7 +235,7 @@ def read_data(path: str, column: str | None, weights: str | None, *, stdin: Text
     (array([10., 20.]), array([1, 2]), '2')
     """
     table = _open(path, stdin)
-    value_index = _choose(table, column, "--column") if column is not None else _default_column(table)
+    value_index = _choose(table, column, option) if column is not None else _default_column(table)
     values, rows = table.read(value_index, False)
     name = table.label(value_index)
     if values.size == 0:

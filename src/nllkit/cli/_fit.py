@@ -274,7 +274,7 @@ def _load(args: argparse.Namespace) -> _Input:
     flag_column = args.right_censored or args.left_censored
     if flag_column is not None:
         side = "right" if args.right_censored else "left"
-        flags = read_data(args.file, flag_column, None)
+        flags = read_data(args.file, flag_column, None, option=f"--{side}-censored")
         bad = np.flatnonzero((flags.values != 0.0) & (flags.values != 1.0))
         if bad.size:
             raise ValueError(
