@@ -84,16 +84,6 @@ def uncensored(fn: str, fit: Fit, why: str = "") -> Sample:
     return data
 
 
-def _rows(data: Any) -> tuple[Any, FloatArray]:
-    """Censored observations as one ``Censored`` of bound pairs, and the weight of each row."""
-    from nllkit.fitting._censored import Censored
-
-    parts = (data.exact, data.left, data.right, data.interval)
-    lower = np.concatenate([data.exact.x, np.full(data.left.x.size, -np.inf), data.right.x, data.interval.x])
-    upper = np.concatenate([data.exact.x, data.left.x, np.full(data.right.x.size, np.inf), data.interval_upper])
-    return Censored.from_bounds(lower, upper), np.concatenate([part.w for part in parts])
-
-
 def _drawer(fn: str, fit: Fit, kind: str) -> Callable[[np.random.Generator], tuple[Any, Any]]:
     """A function drawing one replicate data set ``(data, weights or None)`` from a generator."""
     family, theta = fit.family, fit.theta
@@ -107,11 +97,15 @@ def _drawer(fn: str, fit: Fit, kind: str) -> Callable[[np.random.Generator], tup
             )
         n = int(counts.sum())
         return lambda rng: (np.asarray(family.sample(rng, n, *theta), dtype=float), None)
+    values: Any  # the values, or a Censored of the rows
     if isinstance(fit.data, Sample):
         values, w = fit.data.x, fit.data.w
     else:
+        from nllkit.fitting._censored import Censored
+
         # Censored rows are resampled whole, bounds and all (rows that carry no information are left out).
-        values, w = _rows(fit.data)
+        lower, upper, w = fit.data.rows()
+        values = Censored.from_bounds(lower, upper)
     counts = counts_of(w)
     if counts is not None:
         n = int(counts.sum())

@@ -35,7 +35,7 @@ import numpy as np
 
 from nllkit.distributions._continuous import log1mexp
 from nllkit.distributions._family import Family, FloatArray, Sample
-from nllkit.fitting._fit import first_bad
+from nllkit.fitting._fit import as_real_array, check_finite
 from nllkit.fitting._problem import Problem, Solution
 
 __all__ = ["Censored", "CensoredProblem", "CensoredSample", "censored_sample", "log_probability"]
@@ -56,9 +56,7 @@ def _real_array(fn: str, name: str, values: Any) -> FloatArray:
             array = np.asarray(values, dtype=float)
         except (TypeError, ValueError):
             raise TypeError(f"{fn}: {name} must be real numbers; got {array.dtype} values") from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(f"{fn}: {name} must be real numbers; got an array of dtype {array.dtype}")
-    return np.array(array, dtype=float).ravel()
+    return as_real_array(fn, name, array).copy()
 
 
 def _stack(exact: FloatArray, left: FloatArray, right: FloatArray, lower: FloatArray, upper: FloatArray) -> FloatArray:
@@ -69,12 +67,6 @@ def _stack(exact: FloatArray, left: FloatArray, right: FloatArray, lower: FloatA
             np.concatenate([exact, left, np.full(right.size, np.inf), upper]),
         ]
     )
-
-
-def _check_finite(fn: str, name: str, values: FloatArray) -> None:
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise first_bad(fn, name, "finite", values, ~finite)
 
 
 def _bad_rows(fn: str, rule: str, lower: FloatArray, upper: FloatArray, bad: FloatArray) -> ValueError:
@@ -156,7 +148,7 @@ class Censored:
         fn = "Censored"
         parts = {name: _real_array(fn, name, v) for name, v in (("exact", exact), ("left", left), ("right", right))}
         for name, values in parts.items():
-            _check_finite(fn, name, values)
+            check_finite(fn, name, values)
         pairs = _real_array(fn, "interval", interval)
         if pairs.size % 2:
             raise ValueError(f"{fn}: interval must be (lower, upper) pairs, shape (m, 2); got {np.shape(interval)}")
@@ -244,7 +236,7 @@ class Censored:
         if flags.size != values.size:
             raise ValueError(f"{fn}: censored must have one flag per value ({values.size}); got {flags.size}")
         flags = flags.astype(bool)
-        _check_finite(fn, "x", values)
+        check_finite(fn, "x", values)
         missing = np.inf if right else -np.inf
         lower = np.where(flags & (not right), -np.inf, values)
         upper = np.where(flags & right, missing, values)

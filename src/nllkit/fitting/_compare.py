@@ -14,7 +14,7 @@ from nllkit.distributions._family import Family, Sample
 from nllkit.distributions._registry import AUTO_FAMILIES, auto_families, support_kind
 from nllkit.fitting._censored import Censored
 from nllkit.fitting._fit import check_values, check_weights, fit
-from nllkit.fitting._result import Fit
+from nllkit.fitting._result import Fit, format_rows
 from nllkit.fitting._warnings import FitWarning
 
 __all__ = ["Comparison", "Row", "candidates", "compare", "ks_distance"]
@@ -164,6 +164,7 @@ class Comparison:
         >>> figure = compare(x, ["poisson", "geometric"]).plot("cdf")
         >>> [line.get_label() for line in figure.axes[0].get_lines()]
         ['data', 'poisson', 'geometric']
+        >>> import matplotlib.pyplot as plt; plt.close(figure)  # pyplot keeps every figure until closed
         """
         from nllkit.fitting._plot import plot
 
@@ -206,11 +207,9 @@ class Comparison:
                 )
             )
         lines = [tuple(line[j] for j in show) for line in lines]
-        widths = [max(len(line[j]) for line in lines) for j in range(len(show) - 1)]
-        text = []
-        for line in lines:
-            cells = [line[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(line[1:-1], widths[1:], strict=True)]
-            text.append(("  ".join(cells) + "  " + line[-1]).rstrip())
+        # The parameters column stays out of the aligned table: it is left as it comes, not padded.
+        table = format_rows([line[:-1] for line in lines])
+        text = [f"{cells}  {line[-1]}".rstrip() for cells, line in zip(table, lines, strict=True)]
         return "\n".join(text + ([self.note] if self.note else []))
 
 

@@ -15,7 +15,7 @@ from nllkit.fitting._problem import Problem, Scaling, Solution
 from nllkit.fitting._result import Fit
 from nllkit.fitting._warnings import ConvergenceWarning, HessianWarning
 
-__all__ = ["as_sample", "check_values", "check_weights", "first_bad", "fit"]
+__all__ = ["as_real_array", "as_sample", "check_finite", "check_values", "check_weights", "first_bad", "fit"]
 
 
 def first_bad(fn: str, what: str, expected: str, values: FloatArray, bad: FloatArray) -> ValueError:
@@ -27,11 +27,19 @@ def first_bad(fn: str, what: str, expected: str, values: FloatArray, bad: FloatA
     )
 
 
-def _as_real_array(fn: str, name: str, values: Any) -> FloatArray:
+def as_real_array(fn: str, name: str, values: Any) -> FloatArray:
+    """``values`` as a flat float64 array; TypeError unless they are real numbers."""
     array = np.asarray(values)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: {name} must be real numbers; got an array of dtype {array.dtype}")
     return np.asarray(array, dtype=float).ravel()
+
+
+def check_finite(fn: str, name: str, values: FloatArray) -> None:
+    """ValueError naming the first value of ``values`` that is NaN or infinite."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise first_bad(fn, name, "finite", values, ~finite)
 
 
 def check_values(fn: str, data: Any, weights: Any) -> tuple[FloatArray, FloatArray]:
@@ -40,12 +48,10 @@ def check_values(fn: str, data: Any, weights: Any) -> tuple[FloatArray, FloatArr
     Data must be real, finite and non-empty; weights (None for ones) finite,
     non-negative, one per value, with a positive total.
     """
-    x = _as_real_array(fn, "data", data)
+    x = as_real_array(fn, "data", data)
     if x.size == 0:
         raise ValueError(f"{fn}: data must be non-empty; got 0 values")
-    finite = np.isfinite(x)
-    if not finite.all():
-        raise first_bad(fn, "data", "finite", x, ~finite)
+    check_finite(fn, "data", x)
     if weights is None:
         return x, np.ones_like(x)
     w = check_weights(fn, x.size, weights)
@@ -57,7 +63,7 @@ def check_weights(fn: str, size: int, weights: Any) -> FloatArray:
     """Flattened float64 weights for ``size`` values (ones for None): finite, non-negative, positive total."""
     if weights is None:
         return np.ones(size)
-    w = _as_real_array(fn, "weights", weights)
+    w = as_real_array(fn, "weights", weights)
     if w.size != size:
         raise ValueError(f"{fn}: weights must have one value per data value ({size}); got {w.size}")
     ok = np.isfinite(w) & (w >= 0.0)
@@ -89,15 +95,8 @@ def as_sample(fn: str, data: Any, weights: Any, family: Family) -> Sample:
     """
     x, w = check_values(fn, data, weights)
     family.check_data(x)
-    if not family.discrete:
-        return Sample(x, w)
-    low, high = float(x.min()), float(x.max())
-    if family.support.integer and low >= 0.0 and high <= 4.0 * x.size + 1024.0:
-        # Counts: one O(n) bincount instead of the sort behind np.unique (the same table, 10x faster).
-        totals = np.bincount(x.astype(np.int64), weights=w)
-        values = np.flatnonzero(totals)
-        return Sample(values.astype(float), totals[values])
-    return Sample(x, w).compressed()
+    # Discrete data become a value-count table (compressed() counts small integers with bincount).
+    return Sample(x, w).compressed() if family.discrete else Sample(x, w)
 
 
 def _check_fixed(family: Family, fixed: Mapping[str, Any]) -> dict[str, float]:

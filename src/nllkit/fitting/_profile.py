@@ -97,10 +97,10 @@ def _end(
         return found.nll - solution.nll - threshold, found.theta
 
     inner = u0
+    full = problem.base.copy()
+    full[problem.coords] = problem.to_u(solution.theta)
     for doubling in range(_DOUBLINGS):
         outer = u0 + step * 2.0**doubling
-        full = problem.base.copy()
-        full[problem.coords] = problem.to_u(solution.theta)
         full[k] = outer
         with np.errstate(all="ignore"):
             value = float(problem.family.from_unconstrained(full)[0][k])

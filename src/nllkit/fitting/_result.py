@@ -513,6 +513,7 @@ class Fit:
         >>> [ax.get_title() for ax in figure.axes]
         ['Density', 'CDF', 'Q-Q plot', 'P-P plot']
         >>> figure.savefig("gamma-fit.png")  # doctest: +SKIP
+        >>> import matplotlib.pyplot as plt; plt.close(figure)  # pyplot keeps every figure until closed
         """
         from nllkit.fitting._plot import plot
 
